@@ -39,6 +39,7 @@ type Service struct {
 	// Command is argv[0] and the distinctive arguments, checked against the
 	// live process's command line before a stale pid is signalled.
 	Command []string `json:"command,omitempty"`
+	Dir     string   `json:"dir,omitempty"` // working directory, for the same check
 }
 
 // Read loads runtime.json; a missing file is (nil, nil).
