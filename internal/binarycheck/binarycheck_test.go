@@ -70,7 +70,9 @@ type buildErr struct {
 	err     error
 }
 
-func (e *buildErr) Error() string { return "go build for " + e.id + ": " + e.err.Error() + "\n" + e.out }
+func (e *buildErr) Error() string {
+	return "go build for " + e.id + ": " + e.err.Error() + "\n" + e.out
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
