@@ -1,0 +1,9 @@
+import { runtimeInfo } from "../../runtime-env";
+
+export const dynamic = "force-dynamic";
+
+// GET /api/health: the runtime's readiness probe (contract §6).
+export function GET() {
+  const info = runtimeInfo();
+  return Response.json({ ok: true, service: "web", version: info.version, port: info.port });
+}

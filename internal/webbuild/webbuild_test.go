@@ -1,0 +1,204 @@
+package webbuild
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/second-inc/second-release/internal/nodemods/tree"
+	"github.com/second-inc/second-release/internal/testsupport"
+)
+
+// A full Next.js build takes a minute or more on a shared machine, so the
+// example app is built once per test binary and shared read-only.
+var shared struct {
+	once sync.Once
+	dir  string // holds the built tree at dir/web
+	out  string
+	err  error
+}
+
+const testBuildID = "0123456789abcdef0123456789abcdef01234567"
+
+var testEpoch = time.Unix(1767225600, 0).UTC() // 2026-01-01
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+func requireNode(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if testsupport.InCI() {
+				t.Fatalf("%s not on PATH", tool)
+			}
+			t.Skipf("needs %s (Node 20+) on PATH", tool)
+		}
+	}
+}
+
+func exampleApp(t *testing.T) string {
+	return filepath.Join(testsupport.RepoRoot(t), "examples", "app", "web")
+}
+
+// builtWeb returns the shared build of examples/app/web.
+func builtWeb(t *testing.T) string {
+	t.Helper()
+	requireNode(t)
+	app := exampleApp(t)
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "webbuild-shared-")
+		if shared.err != nil {
+			return
+		}
+		shared.out = filepath.Join(shared.dir, "web")
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		shared.err = Build(ctx, Options{
+			AppDir: app, OutDir: shared.out, BuildID: testBuildID, SourceDateEpoch: testEpoch,
+			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		})
+	})
+	if shared.err != nil {
+		t.Fatalf("build examples/app/web: %v", shared.err)
+	}
+	return shared.out
+}
+
+// hashTree maps every path under root to its mode and sha256.
+func hashTree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		entry := fmt.Sprintf("%v %d", info.Mode(), info.ModTime().Unix())
+		if d.Type().IsRegular() {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			entry += " " + hex.EncodeToString(h.Sum(nil))
+		}
+		out[filepath.ToSlash(rel)] = entry
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBuildLayout(t *testing.T) {
+	out := builtWeb(t)
+	for _, want := range []string{"server.js", ".next/BUILD_ID", ".next/static", "public/robots.txt", "node_modules/next/package.json", "package.json"} {
+		if _, err := os.Stat(filepath.Join(out, want)); err != nil {
+			t.Errorf("built tree lacks %s: %v", want, err)
+		}
+	}
+	id, err := os.ReadFile(filepath.Join(out, ".next", "BUILD_ID"))
+	if err != nil || strings.TrimSpace(string(id)) != testBuildID {
+		t.Errorf(".next/BUILD_ID = %q (%v), want %q", id, err, testBuildID)
+	}
+	if _, err := os.Stat(filepath.Join(out, ".next", "static", testBuildID)); err != nil {
+		t.Errorf(".next/static/%s missing: %v", testBuildID, err)
+	}
+	links, err := tree.Links(out)
+	if err != nil || len(links) != 0 {
+		t.Errorf("symbolic links left in the tree: %v (%v)", links, err)
+	}
+	for p, e := range hashTree(t, out) {
+		if !strings.Contains(e, fmt.Sprint(testEpoch.Unix())) {
+			t.Errorf("%s: mtime not SOURCE_DATE_EPOCH: %s", p, e)
+			break
+		}
+	}
+}
+
+func TestBuiltServerAnswersHealth(t *testing.T) {
+	out := builtWeb(t)
+	port := testsupport.FreePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "server.js")
+	cmd.Dir = out
+	cmd.Env = append(os.Environ(), "NODE_ENV=production", "NEXT_TELEMETRY_DISABLED=1", "HOSTNAME=127.0.0.1",
+		fmt.Sprintf("PORT=%d", port), "SECOND_RELEASE_VERSION=9.8.7-test", "SECOND_AUTH_MODE=none")
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); cmd.Wait() }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	var body []byte
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(base + "/api/health")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET /api/health = %d: %s", resp.StatusCode, body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web server did not answer /api/health within 60s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var health struct {
+		OK      bool   `json:"ok"`
+		Version string `json:"version"`
+		Port    int    `json:"port"`
+	}
+	if err := json.Unmarshal(body, &health); err != nil || !health.OK || health.Version != "9.8.7-test" || health.Port != port {
+		t.Fatalf("GET /api/health body %s (%v): want ok, version 9.8.7-test, port %d", body, err, port)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/", "9.8.7-test"},
+		{"/robots.txt", "Disallow"},
+	} {
+		resp, err := http.Get(base + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), tc.want) {
+			t.Errorf("GET %s = %d, body lacks %q", tc.path, resp.StatusCode, tc.want)
+		}
+	}
+}
