@@ -32,7 +32,9 @@ func newRoot() *cobra.Command {
 		Short:         "Run Second locally: MongoDB, Redis, the web app and the worker on loopback",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
 	}
+	bindStart(root, g) // `second` alone means `second start`
 	root.PersistentFlags().StringVar(&g.home, "home", "", "home directory (default $SECOND_HOME or ~/.second)")
 	root.AddCommand(&cobra.Command{
 		Use:   "version",

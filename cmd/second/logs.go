@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runtime"
+)
+
+func init() { subcommands = append(subcommands, newLogsCmd) }
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var (
+		follow bool
+		lines  int
+	)
+	cmd := &cobra.Command{
+		Use:       "logs [SERVICE]",
+		Short:     "Print (or follow) a service's log: " + strings.Join(runtime.LogServices(), ", "),
+		Args:      cobra.MaximumNArgs(1),
+		ValidArgs: runtime.LogServices(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, err := home.Resolve(g.home)
+			if err != nil {
+				return err
+			}
+			o := runtime.LogsOptions{Layout: home.Layout{Root: root}, Lines: lines, Follow: follow, Out: cmd.OutOrStdout()}
+			if len(args) == 1 {
+				o.Service = args[0]
+			}
+			return runtime.Logs(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 100, "number of lines to show")
+	return cmd
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runtime"
+)
+
+func init() { subcommands = append(subcommands, newResetCmd) }
+
+func newResetCmd(g *globals) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Stop Second and delete its data, secrets and state (asks first unless --yes)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root, err := home.Resolve(g.home)
+			if err != nil {
+				return err
+			}
+			o := runtime.ResetOptions{Layout: home.Layout{Root: root}, Out: cmd.OutOrStdout()}
+			if !yes {
+				o.Confirm = func(what []string) (bool, error) {
+					if !isTerminal(os.Stdin) {
+						return false, errors.New("reset deletes all local data and needs confirmation: run it in a terminal, or pass --yes")
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "This stops Second and permanently deletes:\n  %s\nContinue? [y/N] ", strings.Join(what, "\n  "))
+					line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+					answer := strings.ToLower(strings.TrimSpace(line))
+					return answer == "y" || answer == "yes", nil
+				}
+			}
+			return runtime.Reset(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"encoding/json"
+
+	"github.com/spf13/cobra"
+
+	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runtime"
+)
+
+func init() { subcommands = append(subcommands, newStatusCmd) }
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each service's state, pid, port, restarts and uptime",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root, err := home.Resolve(g.home)
+			if err != nil {
+				return err
+			}
+			l := home.Layout{Root: root}
+			st, err := runtime.ControlStatus(cmd.Context(), l)
+			if err != nil {
+				// No control server (or it does not answer): runtime.json and the lock.
+				if st, err = runtime.ReadStatus(l); err != nil {
+					return err
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			return runtime.WriteStatus(cmd.OutOrStdout(), st)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runtime"
+)
+
+func init() { subcommands = append(subcommands, newStopCmd) }
+
+func newStopCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the running runtime (worker, web, redis, then mongod)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root, err := home.Resolve(g.home)
+			if err != nil {
+				return err
+			}
+			l := home.Layout{Root: root}
+			out := cmd.OutOrStdout()
+			// The control server stops it cleanly from inside; signals are the fallback.
+			asked := runtime.ControlStop(cmd.Context(), l) == nil
+			stopped, err := runtime.StopRunning(cmd.Context(), runtime.StopOptions{Layout: l, Out: out})
+			if err != nil {
+				return err
+			}
+			if stopped || asked {
+				fmt.Fprintln(out, "Second stopped.")
+			} else {
+				fmt.Fprintln(out, "Second is not running.")
+			}
+			return nil
+		},
+	}
+}

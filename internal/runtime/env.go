@@ -1,0 +1,143 @@
+package runtime
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// EnvInput is everything the children's environment is made of.
+type EnvInput struct {
+	Home                        string
+	WebPort, WorkerPort         int
+	MongoPort, RedisPort        int
+	InternalAPIToken            string
+	SessionSecret               string
+	ControlURL, ControlToken    string // empty when no control server runs
+	ReleaseVersion, PackageName string
+	WorkspacesDir               string
+	DisableTelemetry            bool
+	// Environ is the user's environment (os.Environ form): only the system
+	// basics and the telemetry pass-through variables are taken from it.
+	Environ []string
+}
+
+// systemEnv reports the user's variables every node child still needs to
+// find its way around the machine (temp dir, locale, proxies, extra CAs).
+func systemEnv(key string) bool {
+	switch key {
+	case "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "LC_ALL", "LC_CTYPE",
+		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+		"NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR":
+		return true
+	}
+	return false
+}
+
+// passThrough reports whether the user's variable reaches web and worker as
+// is (contract §6): their own PostHog and Sentry settings.
+func passThrough(key string) bool {
+	return strings.HasPrefix(key, "SECOND_POSTHOG_") || strings.HasPrefix(key, "SECOND_SENTRY_") || key == "NEXT_PUBLIC_SENTRY_DSN"
+}
+
+// URLs derived from the ports.
+func (in EnvInput) webURL() string    { return "http://127.0.0.1:" + strconv.Itoa(in.WebPort) }
+func (in EnvInput) publicURL() string { return "http://localhost:" + strconv.Itoa(in.WebPort) }
+func (in EnvInput) mongoURI() string {
+	return fmt.Sprintf("mongodb://127.0.0.1:%d/second?directConnection=true&replicaSet=rs0", in.MongoPort)
+}
+func (in EnvInput) redisURL() string { return "redis://127.0.0.1:" + strconv.Itoa(in.RedisPort) }
+
+// WebEnv is the web server's complete environment (contract §6).
+func WebEnv(in EnvInput) []string {
+	m := in.base()
+	set := map[string]string{
+		"NODE_ENV":                      "production",
+		"NEXT_TELEMETRY_DISABLED":       "1",
+		"HOSTNAME":                      "127.0.0.1",
+		"PORT":                          strconv.Itoa(in.WebPort),
+		"SECOND_AUTH_MODE":              "none",
+		"SECOND_NO_AUTH_SESSION_SECRET": in.SessionSecret,
+		"INTERNAL_API_TOKEN":            in.InternalAPIToken,
+		"MONGODB_URI":                   in.mongoURI(),
+		"REDIS_URL":                     in.redisURL(),
+		"SECOND_PUBLIC_URL":             in.publicURL(),
+		"WEB_URL":                       in.webURL(),
+		"WORKER_URL":                    "http://127.0.0.1:" + strconv.Itoa(in.WorkerPort),
+		"TOOL_EXECUTE_URL":              in.webURL() + "/api/internal/tool-execute",
+		"SECOND_LOCAL_INSTALL":          "1",
+		"SECOND_RELEASE_RUNTIME":        "native",
+		"SECOND_RELEASE_VERSION":        in.ReleaseVersion,
+		"SECOND_RELEASE_PACKAGE":        in.PackageName,
+		"SECOND_LOCAL_CLI_URL":          in.ControlURL,
+		"SECOND_LOCAL_CLI_TOKEN":        in.ControlToken,
+	}
+	for k, v := range set {
+		m[k] = v
+	}
+	return render(m)
+}
+
+// WorkerEnv is the worker's complete environment (contract §6).
+func WorkerEnv(in EnvInput) []string {
+	m := in.base()
+	set := map[string]string{
+		"PORT":               strconv.Itoa(in.WorkerPort),
+		"INTERNAL_API_TOKEN": in.InternalAPIToken,
+		"WEB_URL":            in.webURL(),
+		"TOOL_EXECUTE_URL":   in.webURL() + "/api/internal/tool-execute",
+		"WORKSPACES_DIR":     in.WorkspacesDir,
+		"MONGODB_URI":        in.mongoURI(),
+		"REDIS_URL":          in.redisURL(),
+	}
+	for k, v := range set {
+		m[k] = v
+	}
+	return render(m)
+}
+
+// base is what both node children share: system basics, the user's
+// telemetry settings, and the telemetry-off flags when asked.
+func (in EnvInput) base() map[string]string {
+	m := map[string]string{}
+	for _, kv := range in.Environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if systemEnv(k) || passThrough(k) {
+			m[k] = v
+		}
+	}
+	if in.DisableTelemetry {
+		m["SECOND_POSTHOG_DISABLED"] = "1"
+		m["SECOND_TELEMETRY_DISABLED"] = "1"
+	}
+	return m
+}
+
+// render sorts for a stable, diffable environment; empty values are left
+// out so an absent control server does not look like an empty URL.
+func render(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		if v == "" {
+			continue
+		}
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TelemetryDisabled reports whether the user's environment already asks
+// for no telemetry (their own flag or the DO_NOT_TRACK convention).
+func TelemetryDisabled(getenv func(string) string) bool {
+	for _, k := range []string{"SECOND_TELEMETRY_DISABLED", "SECOND_POSTHOG_DISABLED", "DO_NOT_TRACK"} {
+		if v := strings.ToLower(getenv(k)); v == "1" || v == "true" {
+			return true
+		}
+	}
+	return false
+}
