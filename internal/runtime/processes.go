@@ -136,4 +136,3 @@ logfile ""
 func quoteRedis(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
-
