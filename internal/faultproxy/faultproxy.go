@@ -33,10 +33,11 @@ const (
 	Hook
 )
 
-// Rule matches requests by method and path substring (both optional).
+// Rule matches requests by method, path substring and path suffix (all optional).
 type Rule struct {
 	Method   string // "" matches any
 	Contains string // substring of the unescaped or raw path; "" matches any
+	Suffix   string // the unescaped path ends with it; "" matches any
 	Action   Action
 	Status   int           // for Status
 	Delay    time.Duration // for Stall
@@ -134,6 +135,9 @@ func (p *Proxy) match(r *http.Request) *Rule {
 			continue
 		}
 		if rule.Contains != "" && !strings.Contains(r.URL.Path, rule.Contains) && !strings.Contains(r.URL.EscapedPath(), rule.Contains) {
+			continue
+		}
+		if rule.Suffix != "" && !strings.HasSuffix(r.URL.Path, rule.Suffix) {
 			continue
 		}
 		if rule.Times > 0 && rule.fired >= rule.Times {
