@@ -186,10 +186,9 @@ func StopRunning(ctx context.Context, o StopOptions) (stopped bool, err error) {
 		o.Timeout = MongoGrace + 30*time.Second
 	}
 	l := o.Layout
-	st, err := state.Read(l.StateFile())
-	if err != nil {
-		return false, err
-	}
+	// A corrupt runtime.json must not block stop or reset: the lock and its
+	// holder's pid are enough to find the supervisor.
+	st, _ := state.Read(l.StateFile())
 	if !state.Held(l.LockFile()) {
 		if st != nil {
 			SweepStale(ctx, discardLogger(), st)
