@@ -357,7 +357,6 @@ func prunePrebuilds(root string, target platform.Platform) ([]string, error) {
 	return pruned, nil
 }
 
-
 // versionOf returns the version part of name@version (scoped names too).
 func versionOf(spec string) string {
 	i := strings.LastIndex(spec, "@")

@@ -7,7 +7,9 @@ export function loadConfig(env = process.env) {
   }
   return {
     port,
-    host: env.HOSTNAME || "127.0.0.1",
+    // Loopback unless told otherwise (containers set WORKER_HOST=0.0.0.0);
+    // not HOSTNAME, which container runtimes set to the machine name.
+    host: env.WORKER_HOST || "127.0.0.1",
     internalApiToken: env.INTERNAL_API_TOKEN || null,
     webUrl: env.WEB_URL || null,
     toolExecuteUrl: env.TOOL_EXECUTE_URL || null,

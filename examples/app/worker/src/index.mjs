@@ -2,11 +2,15 @@
 // readiness probe) that reports which of its dependencies are configured.
 import http from "node:http";
 import { timingSafeEqual } from "node:crypto";
-import ms from "ms"; // CommonJS: exercises the bundle's createRequire banner.
+// Both CommonJS; debug require()s node builtins (tty, util), which an ESM
+// bundle can only do through the createRequire banner.
+import createDebug from "debug";
+import ms from "ms";
 import { loadConfig } from "./config.mjs";
 
 const config = loadConfig();
 const startedAt = Date.now();
+const debug = createDebug("second:worker");
 
 function sendJSON(res, status, body) {
   const data = JSON.stringify(body);
@@ -24,6 +28,7 @@ function authorized(req) {
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://localhost");
+  debug("%s %s", req.method, url.pathname);
   if (req.method === "GET" && url.pathname === "/health") {
     sendJSON(res, 200, {
       ok: true,

@@ -14,6 +14,7 @@ test("reads the contract §6 environment", () => {
   });
   assert.equal(c.port, 4100);
   assert.equal(c.host, "127.0.0.1");
+  assert.equal(loadConfig({ HOSTNAME: "box", WORKER_HOST: "0.0.0.0" }).host, "0.0.0.0");
   assert.equal(c.workspacesDir, "/tmp/ws");
   assert.equal(c.redisUrl, "redis://127.0.0.1:6379");
 });
