@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/artifact"
+	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/publish"
 	"github.com/second-inc/second-release/internal/testsupport"
 	"github.com/second-inc/second-release/internal/verdaccio"
@@ -164,8 +165,17 @@ func (w testWriter) Write(b []byte) (int, error) {
 }
 
 // direct reads the registry without the proxy, as the publisher's user.
-func direct(srv *verdaccio.Server, token string) *publish.HTTPRegistry {
-	return &publish.HTTPRegistry{URL: srv.URL, Auth: "Bearer " + token}
+func direct(t *testing.T, srv *verdaccio.Server, token string) *publish.HTTPRegistry {
+	t.Helper()
+	rc := filepath.Join(t.TempDir(), ".npmrc")
+	if err := verdaccio.WriteNpmrcFor(rc, srv.URL, token, "@second-inc"); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := npmconf.Load(npmconf.Options{Env: []string{"npm_config_userconfig=" + rc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &publish.HTTPRegistry{URL: srv.URL, Config: conf}
 }
 
 // watcher polls the registry while a publish runs and records every state

@@ -265,10 +265,9 @@ func (r *run) resolveRegistry() error {
 	}
 	reg = strings.TrimSuffix(reg, "/") + "/"
 	r.args = UploadArgs{Registry: reg, Scope: r.scope, Access: r.opts.Access, OTP: r.opts.OTP, Provenance: r.opts.Provenance}
-	auth, _ := conf.AuthHeader(reg)
 	r.reader = r.opts.Reader
 	if r.reader == nil {
-		r.reader = &HTTPRegistry{URL: reg, Auth: auth}
+		r.reader = &HTTPRegistry{URL: reg, Config: conf}
 	}
 	r.up = r.opts.Uploader
 	if r.up == nil {

@@ -58,7 +58,7 @@ func TestPublishThenRerunSkips(t *testing.T) {
 	srv, token := registry(t)
 	env := npmEnv(t, srv.URL, token)
 	dist := release(t, "happy", "1.0.0", "a")
-	reg := direct(srv, token)
+	reg := direct(t, srv, token)
 	ctx := context.Background()
 
 	// Dry run: plans everything, changes nothing, writes no ledger.
@@ -133,7 +133,7 @@ func TestPublishThenRerunSkips(t *testing.T) {
 // visible without its payloads or a version change its contents.
 func TestFaults(t *testing.T) {
 	srv, token := registry(t)
-	reg := direct(srv, token)
+	reg := direct(t, srv, token)
 	proxy, err := faultproxy.Start(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +236,7 @@ func TestFaults(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	srv, token := registry(t)
-	reg := direct(srv, token)
+	reg := direct(t, srv, token)
 	ctx := context.Background()
 	env := npmEnv(t, srv.URL, token)
 
@@ -318,4 +318,3 @@ func TestRefusals(t *testing.T) {
 	}
 	checkComplete(t, reg, l, "latest")
 }
-

@@ -10,6 +10,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/second-inc/second-release/internal/npmconf"
+	"github.com/second-inc/second-release/internal/npmregistry"
 )
 
 // Registry reads what an npm registry holds. The real one speaks HTTP with
@@ -32,17 +35,17 @@ type PackageInfo struct {
 	DistTags map[string]string
 }
 
-// HTTPRegistry is a Registry over plain HTTP with an optional Authorization
-// header value (what npm would send: "Bearer …" or "Basic …").
+// HTTPRegistry is a Registry over HTTP that authenticates as npm would for
+// URL (from Config); package documents come through internal/npmregistry.
 type HTTPRegistry struct {
-	URL    string // with trailing slash
-	Auth   string // Authorization header value; "" for anonymous
-	Client *http.Client
+	URL    string          // with trailing slash
+	Config *npmconf.Config // credentials; nil: anonymous
+	HTTP   *http.Client
 }
 
 func (r *HTTPRegistry) client() *http.Client {
-	if r.Client != nil {
-		return r.Client
+	if r.HTTP != nil {
+		return r.HTTP
 	}
 	return &http.Client{Timeout: 30 * time.Second}
 }
@@ -51,28 +54,31 @@ func (r *HTTPRegistry) client() *http.Client {
 var ErrUnauthorized = errors.New("registry refused the credentials (HTTP 401/403)")
 
 func (r *HTTPRegistry) get(ctx context.Context, path string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(r.URL, "/")+"/"+path, nil)
+	u := strings.TrimSuffix(r.URL, "/") + "/" + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Accept", "application/json")
-	if r.Auth != "" {
-		req.Header.Set("Authorization", r.Auth)
+	if r.Config != nil {
+		if h, ok := r.Config.AuthHeader(u); ok {
+			req.Header.Set("Authorization", h)
+		}
 	}
 	resp, err := r.client().Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL may carry credentials
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK || v == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		return resp.StatusCode, nil
 	}
-	if v == nil {
-		io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
 		return resp.StatusCode, fmt.Errorf("decode %s: %w", path, err)
 	}
 	return resp.StatusCode, nil
@@ -84,7 +90,7 @@ func (r *HTTPRegistry) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Some registries answer ping with 404 or 401; any HTTP answer means reachable.
+	// Some registries answer ping with 404 or 401; any answer below 500 means reachable.
 	if code >= 500 {
 		return fmt.Errorf("GET -/ping: HTTP %d", code)
 	}
@@ -111,39 +117,21 @@ func (r *HTTPRegistry) Whoami(ctx context.Context) (string, error) {
 
 // Package implements Registry.
 func (r *HTTPRegistry) Package(ctx context.Context, name string) (*PackageInfo, error) {
-	var doc struct {
-		DistTags map[string]string `json:"dist-tags"`
-		Versions map[string]struct {
-			Dist struct {
-				Integrity string `json:"integrity"`
-				Shasum    string `json:"shasum"`
-			} `json:"dist"`
-		} `json:"versions"`
+	c := &npmregistry.Client{Config: r.Config, Registry: r.URL, HTTP: r.HTTP}
+	doc, err := c.Packument(ctx, name)
+	switch npmregistry.CodeOf(err) {
+	case "":
+	case npmregistry.CodeNotFound:
+		return nil, nil
+	case npmregistry.CodeAuthRequired, npmregistry.CodeForbidden:
+		return nil, fmt.Errorf("read %s from %s: %w", name, r.URL, ErrUnauthorized)
 	}
-	code, err := r.get(ctx, escapeName(name), &doc)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from %s: %w", name, r.URL, err)
 	}
-	switch code {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, nil
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return nil, fmt.Errorf("read %s from %s: %w", name, r.URL, ErrUnauthorized)
-	default:
-		return nil, fmt.Errorf("read %s from %s: HTTP %d", name, r.URL, code)
-	}
 	info := &PackageInfo{Versions: map[string]string{}, DistTags: doc.DistTags}
-	if info.DistTags == nil {
-		info.DistTags = map[string]string{}
-	}
 	for v, m := range doc.Versions {
 		info.Versions[v] = m.Dist.Integrity
 	}
 	return info, nil
-}
-
-// escapeName is the packument path for a name: "@scope%2fname".
-func escapeName(name string) string {
-	return strings.Replace(url.PathEscape(name), "%40", "@", 1)
 }
