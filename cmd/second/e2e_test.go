@@ -1,0 +1,591 @@
+package main
+
+// End-to-end tests: the real `second` binary (built once in TestMain) runs
+// real redis-server, real node fixtures for web and worker, and a mongod
+// when one is available (mongod on PATH or $SECOND_TEST_MONGOD).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/second-inc/second-release/internal/procutil"
+	"github.com/second-inc/second-release/internal/runtime"
+	"github.com/second-inc/second-release/internal/testsupport"
+)
+
+// builtSecond is the binary TestMain builds; tests hard-link it into a
+// payload layout of their own.
+var builtSecond string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "second-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	builtSecond = filepath.Join(dir, "second")
+	build := exec.Command("go", "build", "-o", builtSecond, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build second:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// mongodForTests finds a mongod or skips naming exactly what is needed.
+func mongodForTests(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("SECOND_TEST_MONGOD"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("mongod"); err == nil {
+		return p
+	}
+	t.Skip("needs a mongod: put mongod on PATH or set SECOND_TEST_MONGOD=/path/to/mongod")
+	return ""
+}
+
+// payload is a payload package laid out like contract §2 in a temp dir.
+type payload struct {
+	root, bin, webDir, home string
+}
+
+// newPayload lays out bin/second, the fixture web and worker, and the
+// natives (symlinks to the real redis-server and mongod when given).
+func newPayload(t *testing.T, mongod string) *payload {
+	t.Helper()
+	redis := testsupport.Tool(t, "redis-server")
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("needs node on PATH")
+	}
+	root := t.TempDir()
+	p := &payload{root: root, bin: filepath.Join(root, "bin", "second"), webDir: filepath.Join(root, "dist", "web"),
+		home: filepath.Join(t.TempDir(), "home")}
+	for _, d := range []string{"bin", "dist/web", "dist/worker", "dist/runtime/bin"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(builtSecond, p.bin); err != nil {
+		copyFile(t, builtSecond, p.bin, 0o755)
+	}
+	fixtures := filepath.Join(testsupport.RepoRoot(t), "internal", "runtime", "testdata")
+	copyFile(t, filepath.Join(fixtures, "web", "server.js"), filepath.Join(p.webDir, "server.js"), 0o644)
+	copyFile(t, filepath.Join(fixtures, "worker", "worker.mjs"), filepath.Join(root, "dist", "worker", "worker.mjs"), 0o644)
+	if err := os.Symlink(redis, filepath.Join(root, "dist", "runtime", "bin", "redis-server")); err != nil {
+		t.Fatal(err)
+	}
+	if mongod != "" {
+		if err := os.Symlink(mongod, filepath.Join(root, "dist", "runtime", "bin", "mongod")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// env is the environment second runs with in tests: the user's basics
+// plus extra, with no leftover SECOND_* from the developer's shell.
+func (p *payload) env(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SECOND_") && !strings.HasPrefix(kv, "NEXT_PUBLIC_") && !strings.HasPrefix(kv, "INTERNAL_API_TOKEN=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+// run runs a short second command to completion.
+func (p *payload) run(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.bin, append(args, "--home", p.home)...)
+	cmd.Env = env
+	if cmd.Env == nil {
+		cmd.Env = p.env()
+	}
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run second %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return o.String(), e.String(), code
+}
+
+// running is a `second start` in the background.
+type running struct {
+	cmd  *exec.Cmd
+	out  *lockedBuf
+	done chan struct{}
+	err  error
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// start runs `second start --no-open` and waits until it prints its URL.
+func (p *payload) start(t *testing.T, env []string, args ...string) *running {
+	t.Helper()
+	r := p.startNoWait(t, env, args...)
+	deadline := time.After(90 * time.Second)
+	for !strings.Contains(r.out.String(), "ready at") {
+		select {
+		case <-r.done:
+			t.Fatalf("second exited before ready (%v):\n%s\nsupervisor log:\n%s", r.err, r.out, p.log("supervisor"))
+		case <-deadline:
+			t.Fatalf("second not ready after 90s:\n%s", r.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return r
+}
+
+func (p *payload) startNoWait(t *testing.T, env []string, args ...string) *running {
+	t.Helper()
+	cmd := exec.Command(p.bin, append([]string{"start", "--no-open", "--home", p.home}, args...)...)
+	cmd.Env = env
+	if cmd.Env == nil {
+		cmd.Env = p.env()
+	}
+	r := &running{cmd: cmd, out: &lockedBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = r.out, r.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.err = cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	return r
+}
+
+// wait waits for the background second to exit.
+func (r *running) wait(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(within):
+		t.Fatalf("second still running after %s:\n%s", within, r.out)
+		return nil
+	}
+}
+
+func (p *payload) log(service string) string {
+	b, _ := os.ReadFile(filepath.Join(p.home, "logs", service+".log"))
+	return string(b)
+}
+
+func (p *payload) status(t *testing.T) runtime.Status {
+	t.Helper()
+	out, errOut, code := p.run(t, nil, "status", "--json")
+	if code != 0 {
+		t.Fatalf("status --json exited %d: %s", code, errOut)
+	}
+	var st runtime.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+func service(st runtime.Status, name string) runtime.ServiceStatus {
+	for _, s := range st.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return runtime.ServiceStatus{}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// assertGone checks that no recorded child is alive, by pid and by group.
+func assertGone(t *testing.T, pids []int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var alive []string
+		for _, pid := range pids {
+			if procutil.Alive(pid) {
+				alive = append(alive, fmt.Sprintf("pid %d", pid))
+			}
+			if procutil.GroupAlive(pid) {
+				alive = append(alive, fmt.Sprintf("group %d %v", pid, procutil.GroupMembers(pid)))
+			}
+		}
+		if len(alive) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still alive %s after the supervisor went: %s", within, strings.Join(alive, ", "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func childPIDs(st runtime.Status) []int {
+	var pids []int
+	for _, s := range st.Services {
+		if s.PID != 0 {
+			pids = append(pids, s.PID)
+		}
+	}
+	return pids
+}
+
+// holdPort listens on port if it can, so the runtime must fall back.
+func holdPort(t *testing.T, port int) {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return // already taken by someone: the fallback is exercised anyway
+	}
+	t.Cleanup(func() { l.Close() })
+}
+
+func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
+	p := newPayload(t, mongodForTests(t))
+	holdPort(t, runtime.DefaultWebPort)
+	env := p.env("SECOND_POSTHOG_KEY=phk", "SECOND_SENTRY_DSN=https://sentry.example/1", "NEXT_PUBLIC_SENTRY_DSN=nsd",
+		"NEXT_PUBLIC_LEAK=x", "SECOND_CLI_RELEASE_VERSION=9.8.7", "SECOND_CLI_RELEASE_PACKAGE=@second-inc/cli-local-test")
+	r := p.start(t, env, "--disable-telemetry")
+
+	st := p.status(t)
+	if !st.Running || st.Phase != "running" {
+		t.Fatalf("status: %+v", st)
+	}
+	ports := map[string]int{}
+	for _, name := range []string{"mongo", "redis", "web", "worker"} {
+		s := service(st, name)
+		if s.State != "ready" || s.PID == 0 || s.Port == 0 {
+			t.Errorf("%s: %+v", name, s)
+		}
+		ports[name] = s.Port
+	}
+	if ports["web"] == runtime.DefaultWebPort {
+		t.Errorf("web got port %d although it was taken", runtime.DefaultWebPort)
+	}
+	if want := "http://localhost:" + strconv.Itoa(ports["web"]); st.URL != want || !strings.Contains(r.out.String(), want) {
+		t.Errorf("URL %q (printed %q), want %q", st.URL, r.out, want)
+	}
+
+	t.Run("environment of contract §6", func(t *testing.T) {
+		var web, worker map[string]string
+		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["web"]), &web)
+		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["worker"]), &worker)
+		mongoURI := fmt.Sprintf("mongodb://127.0.0.1:%d/second?directConnection=true&replicaSet=rs0", ports["mongo"])
+		for k, want := range map[string]string{
+			"PORT": strconv.Itoa(ports["web"]), "HOSTNAME": "127.0.0.1", "NODE_ENV": "production", "NEXT_TELEMETRY_DISABLED": "1",
+			"MONGODB_URI": mongoURI, "REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d", ports["redis"]),
+			"WORKER_URL":             fmt.Sprintf("http://127.0.0.1:%d", ports["worker"]),
+			"SECOND_RELEASE_VERSION": "9.8.7", "SECOND_RELEASE_PACKAGE": "@second-inc/cli-local-test",
+			"SECOND_POSTHOG_DISABLED": "1", "SECOND_TELEMETRY_DISABLED": "1", "SECOND_POSTHOG_KEY": "phk",
+			"NEXT_PUBLIC_SENTRY_DSN": "nsd", "SECOND_AUTH_MODE": "none", "SECOND_LOCAL_INSTALL": "1", "SECOND_RELEASE_RUNTIME": "native",
+		} {
+			if web[k] != want {
+				t.Errorf("web %s = %q, want %q", k, web[k], want)
+			}
+		}
+		if _, ok := web["NEXT_PUBLIC_LEAK"]; ok {
+			t.Error("the user's NEXT_PUBLIC_LEAK reached the web server")
+		}
+		for k := range web {
+			if strings.HasPrefix(k, "LD_LIBRARY_PATH") || strings.HasPrefix(k, "DYLD_") {
+				t.Errorf("node got %s", k)
+			}
+		}
+		token, err := os.ReadFile(filepath.Join(p.home, "secrets", "internal-api-token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if web["INTERNAL_API_TOKEN"] != strings.TrimSpace(string(token)) || worker["INTERNAL_API_TOKEN"] != web["INTERNAL_API_TOKEN"] {
+			t.Error("web and worker do not share the internal-api-token secret")
+		}
+		for k, want := range map[string]string{
+			"PORT": strconv.Itoa(ports["worker"]), "WEB_URL": fmt.Sprintf("http://127.0.0.1:%d", ports["web"]),
+			"TOOL_EXECUTE_URL": fmt.Sprintf("http://127.0.0.1:%d/api/internal/tool-execute", ports["web"]),
+			"WORKSPACES_DIR":   filepath.Join(p.home, "data", "workspaces"), "MONGODB_URI": mongoURI,
+		} {
+			if worker[k] != want {
+				t.Errorf("worker %s = %q, want %q", k, worker[k], want)
+			}
+		}
+	})
+
+	t.Run("secret file modes", func(t *testing.T) {
+		st, err := os.Stat(filepath.Join(p.home, "secrets"))
+		if err != nil || st.Mode().Perm() != 0o700 {
+			t.Fatalf("secrets dir: %v %v", st.Mode(), err)
+		}
+		for _, f := range []string{"internal-api-token", "no-auth-session-secret", "local-control-token"} {
+			st, err := os.Stat(filepath.Join(p.home, "secrets", f))
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %v %v", f, err, st)
+			}
+		}
+	})
+
+	t.Run("second start while running prints the URL and exits 0", func(t *testing.T) {
+		out, errOut, code := p.run(t, env, "start", "--no-open")
+		if code != 0 || !strings.Contains(out, st.URL) || !strings.Contains(out, "already running") {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	})
+
+	t.Run("restart after a crash", func(t *testing.T) {
+		old := service(st, "web").PID
+		var resp map[string]any
+		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/crash", ports["web"]), &resp)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			s := service(p.status(t), "web")
+			if s.State == "ready" && s.PID != old && s.PID != 0 && s.Restarts >= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("web did not come back after a crash: %+v", s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		out, _, code := p.run(t, nil, "logs", "web", "-n", "50")
+		if code != 0 || !strings.Contains(out, "fixture web listening") {
+			t.Errorf("logs web: exit %d\n%s", code, out)
+		}
+	})
+
+	// Redis data survives a stop and a start; mongo keeps its port.
+	if got, err := testsupport.RedisDo(fmt.Sprintf("127.0.0.1:%d", ports["redis"]), "SET", "kept", "across-restarts"); err != nil || got != "OK" {
+		t.Fatalf("redis SET: %q %v", got, err)
+	}
+	pids := childPIDs(p.status(t))
+	out, errOut, code := p.run(t, nil, "stop")
+	if code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("stop: exit %d %q %q", code, out, errOut)
+	}
+	if err := r.wait(t, 70*time.Second); err != nil {
+		t.Errorf("second exited with %v after stop:\n%s", err, r.out)
+	}
+	assertGone(t, pids, 2*time.Second)
+	if st := p.status(t); st.Running {
+		t.Errorf("status after stop: %+v", st)
+	}
+
+	p.start(t, env)
+	st2 := p.status(t)
+	if got := service(st2, "mongo").Port; got != ports["mongo"] {
+		t.Errorf("mongo port changed across runs: %d -> %d", ports["mongo"], got)
+	}
+	if got, err := testsupport.RedisDo(fmt.Sprintf("127.0.0.1:%d", service(st2, "redis").Port), "GET", "kept"); err != nil || got != "across-restarts" {
+		t.Errorf("redis lost data across a restart: %q %v", got, err)
+	}
+}
+
+func TestKill9LeavesNoChildrenAndNextStartRecovers(t *testing.T) {
+	p := newPayload(t, mongodForTests(t))
+	// The web fixture also starts a grandchild in its process group.
+	if err := os.WriteFile(filepath.Join(p.webDir, "grandchild"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := p.start(t, nil)
+	st := p.status(t)
+	pids := childPIDs(st)
+	if len(pids) != 4 {
+		t.Fatalf("want 4 children, status: %+v", st)
+	}
+	b, err := os.ReadFile(filepath.Join(p.webDir, "grandchild.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grandchild, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+	assertGone(t, append(pids, grandchild), 2*time.Second)
+
+	// The lock died with the supervisor; runtime.json still names the dead run.
+	if st := p.status(t); st.Running {
+		t.Errorf("status after kill -9 says running: %+v", st)
+	}
+	p.start(t, nil)
+	if st := p.status(t); !st.Running || service(st, "web").State != "ready" {
+		t.Errorf("start after kill -9: %+v", st)
+	}
+}
+
+func TestCrashLoopStopsEverything(t *testing.T) {
+	p := newPayload(t, mongodForTests(t))
+	r := p.start(t, nil)
+	st := p.status(t)
+	pids := childPIDs(st)
+	// From now on the web server dies at start: a crash loop.
+	if err := os.WriteFile(filepath.Join(p.webDir, "crash-on-start"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var resp map[string]any
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/crash", service(st, "web").Port), &resp)
+	err := r.wait(t, 90*time.Second)
+	if err == nil {
+		t.Fatalf("second exited 0 after a crash loop:\n%s", r.out)
+	}
+	out := r.out.String()
+	if !strings.Contains(out, "web") || !strings.Contains(out, "crash-on-start marker present") {
+		t.Errorf("crash-loop error does not name the service and show its log tail:\n%s", out)
+	}
+	assertGone(t, pids, 2*time.Second)
+}
+
+func TestStartErrors(t *testing.T) {
+	p := newPayload(t, "")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	sh, _ := exec.LookPath("sh")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"missing mongod", p.env(), []string{"start", "--no-open"},
+			[]string{"mongod not found", "dist/runtime/bin/mongod", "SECOND_MONGOD", "npx --yes @second-inc/cli"}},
+		{"SECOND_MONGOD points nowhere", p.env("SECOND_MONGOD=/nonexistent/mongod"), []string{"start", "--no-open"},
+			[]string{"/nonexistent/mongod (SECOND_MONGOD)"}},
+		{"missing node", p.env("SECOND_MONGOD="+sh, "SECOND_NODE=/nonexistent/node"), []string{"--no-open"},
+			[]string{"node not found", "SECOND_NODE"}},
+		{"explicit --port in use", p.env("SECOND_MONGOD=" + sh), []string{"--no-open", "--port", strconv.Itoa(busyPort)},
+			[]string{"port " + strconv.Itoa(busyPort), "in use", "--port"}},
+		{"unknown argument", p.env(), []string{"strat"}, []string{"unknown command"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := p.run(t, tt.env, tt.args...)
+			if code == 0 {
+				t.Fatalf("exit 0; stdout %q", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr does not mention %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+}
+
+func TestResetCommand(t *testing.T) {
+	p := newPayload(t, "")
+	userHome := t.TempDir()
+	notOurs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(notOurs, "keep.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ours := filepath.Join(t.TempDir(), "second-home")
+	for _, d := range []string{"data/mongo", "secrets", "cli-payloads"} {
+		if err := os.MkdirAll(filepath.Join(ours, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ours, ".second-home"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(p.env(), "HOME="+userHome)
+	tests := []struct {
+		name, home string
+		args       []string
+		wantCode   int
+		want       string
+	}{
+		{"filesystem root", "/", []string{"--yes"}, 1, "filesystem root"},
+		{"user home", userHome, []string{"--yes"}, 1, "home directory itself"},
+		{"not created by second", notOurs, []string{"--yes"}, 1, "did not create it"},
+		{"no terminal and no --yes", ours, nil, 1, "pass --yes"},
+		{"--yes", ours, []string{"--yes"}, 0, "deleted data, secrets and state"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(p.bin, append([]string{"reset", "--home", tt.home}, tt.args...)...)
+			cmd.Env = env
+			cmd.Stdin = strings.NewReader("y\n") // not a terminal: must not count as consent
+			out, _ := cmd.CombinedOutput()
+			if cmd.ProcessState.ExitCode() != tt.wantCode || !strings.Contains(string(out), tt.want) {
+				t.Errorf("exit %d, want %d; output:\n%s", cmd.ProcessState.ExitCode(), tt.wantCode, out)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(notOurs, "keep.txt")); err != nil {
+		t.Error("refused reset deleted a file")
+	}
+	if _, err := os.Stat(filepath.Join(ours, "data")); !os.IsNotExist(err) {
+		t.Error("reset --yes kept data/")
+	}
+	if _, err := os.Stat(filepath.Join(ours, "cli-payloads")); err != nil {
+		t.Error("reset deleted the installed payloads")
+	}
+}
+
