@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/second-inc/second-release/internal/nodemods"
 	"github.com/second-inc/second-release/internal/nodemods/tree"
+	"github.com/second-inc/second-release/internal/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 
@@ -200,5 +202,78 @@ func TestBuiltServerAnswersHealth(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(b), tc.want) {
 			t.Errorf("GET %s = %d, body lacks %q", tc.path, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+func treeLinks(root string) ([]string, error) { return tree.Links(root) }
+
+// Two builds of the same source from different directories at different
+// times must be byte-identical (modes and mtimes included).
+func TestBuildReproducible(t *testing.T) {
+	first := builtWeb(t)
+	app := filepath.Join(t.TempDir(), "elsewhere", "web")
+	err := tree.Copy(exampleApp(t), app, tree.CopyOptions{Skip: func(rel string, d fs.DirEntry) bool {
+		return rel == "node_modules" || rel == ".next"
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := hashTree(t, app)
+	second := filepath.Join(t.TempDir(), "web")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := Build(ctx, Options{AppDir: app, OutDir: second, BuildID: testBuildID, SourceDateEpoch: testEpoch}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := hashTree(t, first), hashTree(t, second)
+	var diffs []string
+	for p, e := range a {
+		if b[p] != e {
+			diffs = append(diffs, fmt.Sprintf("%s: %q vs %q", p, e, b[p]))
+		}
+	}
+	for p := range b {
+		if _, ok := a[p]; !ok {
+			diffs = append(diffs, p+": only in the second build")
+		}
+	}
+	if len(diffs) > 0 {
+		if len(diffs) > 20 {
+			diffs = diffs[:20]
+		}
+		t.Errorf("builds differ in %d entries (of %d), e.g.:\n%s", len(diffs), len(a), strings.Join(diffs, "\n"))
+	}
+	t.Logf("%d entries identical", len(a))
+	if after := hashTree(t, app); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the app dir was modified by the build")
+	}
+}
+
+// The real standalone trace carries sharp's linux packages; a darwin-arm64
+// payload must get the darwin ones.
+func TestRetargetBuiltTree(t *testing.T) {
+	built := builtWeb(t)
+	host, err := platform.Host()
+	if err != nil || host.ID != "linux-x64" {
+		t.Skip("expectations are for a linux-x64 build host")
+	}
+	out := filepath.Join(t.TempDir(), "web")
+	if err := tree.Copy(built, out, tree.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "node_modules", "@img", "sharp-linux-x64")); err != nil {
+		t.Fatalf("the standalone trace no longer carries @img/sharp-linux-x64 (%v): the retarget test needs a native module", err)
+	}
+	darwin, _ := platform.Parse("darwin-arm64")
+	rep, err := nodemods.Retarget(context.Background(), nodemods.Options{Dir: out, Target: darwin, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("retarget: %v", rep.Replaced)
+	if bad, err := nodemods.Check(out, darwin); err != nil || len(bad) != 0 {
+		t.Errorf("Check(darwin-arm64) = %v %v, want clean", bad, err)
+	}
+	if bad, _ := nodemods.Check(out, host); len(bad) == 0 {
+		t.Errorf("Check(linux-x64) should fail on the darwin tree")
 	}
 }
