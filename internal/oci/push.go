@@ -239,3 +239,9 @@ func (b *countingBody) Read(p []byte) (int, error) {
 }
 
 func (b *countingBody) Close() error { return b.rc.Close() }
+
+// PinnedRef is <prefix>/<name>@<digest>, the form compose files and
+// `release verify` want.
+func PinnedRef(prefix, imageName, digest string) string {
+	return strings.TrimSuffix(prefix, "/") + "/" + imageName + "@" + digest
+}

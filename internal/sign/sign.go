@@ -122,8 +122,8 @@ type Options struct {
 
 // Signed is one signed manifest.
 type Signed struct {
-	Ref          string `json:"ref"`          // repository@digest
-	Kind         string `json:"kind"`         // index | manifest
+	Ref          string `json:"ref"`  // repository@digest
+	Kind         string `json:"kind"` // index | manifest
 	Platform     string `json:"platform,omitempty"`
 	SignatureTag string `json:"signatureTag"` // where cosign finds it
 }

@@ -118,6 +118,9 @@ func checkTarget(ctx context.Context, t Target, co *cosign.CheckOpts, ropts []re
 		return []Row{row}
 	}
 	row.Digest = desc.Digest.String()
+	if desc.MediaType.IsIndex() {
+		row.Kind = "index"
+	}
 	if _, isDigest := ref.(name.Digest); !isDigest {
 		row.Status = TagOnly
 		row.Detail = "pin it as " + ref.Context().Digest(row.Digest).String()
@@ -125,7 +128,6 @@ func checkTarget(ctx context.Context, t Target, co *cosign.CheckOpts, ropts []re
 	}
 	var children []Row
 	if desc.MediaType.IsIndex() {
-		row.Kind = "index"
 		idx, err := desc.ImageIndex()
 		if err == nil {
 			im, err2 := idx.IndexManifest()
