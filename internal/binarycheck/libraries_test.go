@@ -3,13 +3,13 @@ package binarycheck
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/second-inc/second-release/internal/binarycheck/craft"
 	"github.com/second-inc/second-release/internal/platform"
 )
 
@@ -22,85 +22,18 @@ func mustPlatform(t *testing.T, id string) platform.Platform {
 	return p
 }
 
-// machoLoad builds one load command: cmd, then a string field at offset
-// 8+len(fields)*4 placed after the fixed words, padded to 8 bytes.
-func machoLoad(cmd uint32, words []uint32, str string) []byte {
-	fixed := 8 + 4*len(words)
-	if str != "" {
-		fixed += 4 // the string offset word
-	}
-	size := fixed + len(str) + 1
-	size = (size + 7) &^ 7
-	b := make([]byte, size)
-	binary.LittleEndian.PutUint32(b, cmd)
-	binary.LittleEndian.PutUint32(b[4:], uint32(size))
-	off := 8
-	if str != "" {
-		binary.LittleEndian.PutUint32(b[8:], uint32(fixed))
-		off = 12
-	}
-	for _, w := range words {
-		binary.LittleEndian.PutUint32(b[off:], w)
-		off += 4
-	}
-	if str != "" {
-		copy(b[fixed:], str)
-	}
-	return b
-}
-
-// dylib is an LC_LOAD_DYLIB: name offset, timestamp, current and compat version.
-func dylib(name string) []byte { return machoLoad(lcLoadDylib, []uint32{2, 0x10000, 0x10000}, name) }
-func rpath(p string) []byte    { return machoLoad(lcRpath, nil, p) }
-func buildVersion(minos uint32) []byte {
-	return machoLoad(lcBuildVersion, []uint32{platformMacOS, minos, minos, 0}, "")
-}
-
-// craftMacho writes a minimal 64-bit little-endian Mach-O executable.
-func craftMacho(cpu uint32, loads ...[]byte) []byte {
-	var cmds []byte
-	for _, l := range loads {
-		cmds = append(cmds, l...)
-	}
-	h := make([]byte, 32)
-	binary.LittleEndian.PutUint32(h[0:], 0xfeedfacf)
-	binary.LittleEndian.PutUint32(h[4:], cpu)
-	binary.LittleEndian.PutUint32(h[12:], 2) // MH_EXECUTE
-	binary.LittleEndian.PutUint32(h[16:], uint32(len(loads)))
-	binary.LittleEndian.PutUint32(h[20:], uint32(len(cmds)))
-	return append(h, cmds...)
-}
-
-// craftFat wraps thin Mach-Os into a universal binary.
-func craftFat(slices map[uint32][]byte) []byte {
-	var cpus []uint32
-	for c := range slices {
-		cpus = append(cpus, c)
-	}
-	hdr := make([]byte, 8+20*len(cpus))
-	binary.BigEndian.PutUint32(hdr, 0xcafebabe)
-	binary.BigEndian.PutUint32(hdr[4:], uint32(len(cpus)))
-	body := []byte{}
-	off := uint32(4096)
-	for i, c := range cpus {
-		e := hdr[8+20*i:]
-		binary.BigEndian.PutUint32(e, c)
-		binary.BigEndian.PutUint32(e[8:], off+uint32(len(body)))
-		binary.BigEndian.PutUint32(e[12:], uint32(len(slices[c])))
-		binary.BigEndian.PutUint32(e[16:], 12)
-		body = append(body, slices[c]...)
-		for len(body)%4096 != 0 {
-			body = append(body, 0)
-		}
-	}
-	out := make([]byte, 4096)
-	copy(out, hdr)
-	return append(out, body...)
-}
+var (
+	machoLoad    = craft.Load
+	dylib        = craft.Dylib
+	rpath        = craft.Rpath
+	buildVersion = craft.BuildVersion
+	craftMacho   = craft.Executable
+	craftFat     = craft.Fat
+)
 
 const (
-	cpuARM64 = 0x0100000c
-	cpuAMD64 = 0x01000007
+	cpuARM64 = craft.CPUARM64
+	cpuAMD64 = craft.CPUAMD64
 	macos11  = 11 << 16
 	macos15  = 15<<16 | 2<<8
 )
