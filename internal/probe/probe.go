@@ -44,7 +44,7 @@ func IsPermanent(err error) bool {
 
 // DefaultInterval is how often Wait polls when no interval is given: short,
 // because start-to-ready latency is what users feel.
-const DefaultInterval = 25 * time.Millisecond
+const DefaultInterval = 10 * time.Millisecond
 
 // Wait polls p every interval until it reports ready, returns a permanent
 // error, or ctx ends; then the error names the last reason it was not ready.

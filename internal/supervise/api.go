@@ -101,8 +101,8 @@ type Options struct {
 	// Log receives the supervisor's own messages (default: discarded).
 	Log *slog.Logger
 	// OnEvent, if set, is called synchronously for every state change (the
-	// runtime uses it to keep runtime.json current). It must not block long
-	// and must not call Stop.
+	// runtime uses it to keep runtime.json current), possibly from several
+	// goroutines at once. It must not block long and must not call Stop.
 	OnEvent func(Event)
 }
 

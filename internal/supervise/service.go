@@ -62,9 +62,6 @@ type startResult struct {
 // loop runs the service until it is stopped or crash-loops. It reports
 // the first run's readiness (nil, or why not) on first, exactly once.
 func (sv *service) loop(startCtx context.Context, first chan<- startResult) {
-	sv.mu.Lock()
-	sv.launched = true
-	sv.mu.Unlock()
 	defer close(sv.loopDone)
 
 	reported := false

@@ -585,12 +585,19 @@ func TestSupervisorSIGKILLLeavesNoChild(t *testing.T) {
 func runHelperSupervisor(dir string) {
 	script := `echo $$ > "$DIR/$NAME.leader"; sleep 300 & echo $! > "$DIR/$NAME.gc"; touch "$DIR/$NAME.ready"; wait`
 	s := New(Options{})
-	err := s.Start(context.Background(), []*Process{shProc(dir, "a", script), shProc(dir, "b", script)})
+	procs := []*Process{shProc(dir, "a", script), shProc(dir, "b", script)}
+	if os.Getenv("SUPERVISE_TEST_RSS") != "" {
+		procs = append(procs, shProc(dir, "c", script), shProc(dir, "d", script))
+	}
+	err := s.Start(context.Background(), procs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper supervisor:", err)
 		os.Exit(1)
 	}
 	os.WriteFile(filepath.Join(dir, "supervisor.ready"), nil, 0o600)
+	if os.Getenv("SUPERVISE_TEST_RSS") != "" {
+		reportRSS(s)
+	}
 	<-s.Done()
 }
 
@@ -600,4 +607,34 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+func TestStopDuringStart(t *testing.T) {
+	dir := t.TempDir()
+	slow := shProc(dir, "web", `sleep 300 & echo $! > "$DIR/$NAME.gc"; wait`) // never ready
+	slow.ReadyTimeout = time.Minute
+	s := New(Options{})
+	errc := make(chan error, 1)
+	go func() { errc <- s.Start(context.Background(), []*Process{slow}, []*Process{shProc(dir, "later", serviceScript)}) }()
+	gc := readPid(t, filepath.Join(dir, "web.gc"))
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "interrupted") {
+			t.Errorf("Start = %v, want interrupted", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start did not return after Stop")
+	}
+	if s.Err() != nil {
+		t.Errorf("Err after a requested stop = %v", s.Err())
+	}
+	if procutil.Alive(gc) {
+		t.Error("child survived")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "later.gc")); err == nil {
+		t.Error("later group started after Stop")
+	}
 }

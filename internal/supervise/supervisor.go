@@ -146,6 +146,11 @@ func (s *supervisor) start(ctx context.Context, groups [][]*Process) error {
 
 		results := make(chan startResult, len(svcs))
 		for _, sv := range svcs {
+			// Marked here, not in the goroutine, so a concurrent Stop
+			// always waits for a loop that is about to run.
+			sv.mu.Lock()
+			sv.launched = true
+			sv.mu.Unlock()
 			go sv.loop(ctx, results)
 		}
 		for range svcs {
