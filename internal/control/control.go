@@ -37,11 +37,19 @@ func Open(l home.Layout) (*Client, error) { return client.Open(l) }
 
 // Runtime is what the server needs from the running runtime.
 type Runtime interface {
-	// Services reports each service's state, pid, port and restarts.
-	Services() []ServiceStatus
+	// Snapshot reports the runtime's phase, web URL and services.
+	Snapshot() Snapshot
 	// Stop asks the runtime to stop everything; it must not block on the
 	// control server (which is stopped as part of that).
 	Stop(ctx context.Context) error
+}
+
+// Snapshot is the runtime's state at one moment.
+type Snapshot struct {
+	Phase     string // starting, running, stopping
+	URL       string // the web app's URL
+	StartedAt time.Time
+	Services  []ServiceStatus
 }
 
 // ReleaseChecker answers GET /release/status; *releasestatus.Checker is one.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/control"
+	"github.com/second-inc/second-release/internal/control/client"
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/releasestatus"
 	"github.com/second-inc/second-release/internal/update"
@@ -27,11 +28,12 @@ type fakeRuntime struct {
 	once    sync.Once
 }
 
-func (f *fakeRuntime) Services() []control.ServiceStatus {
-	return []control.ServiceStatus{
-		{Name: "redis", State: "ready", PID: 4242, Port: 6380, Restarts: 1, StartedAt: time.Now().Add(-time.Minute)},
+func (f *fakeRuntime) Snapshot() control.Snapshot {
+	started := time.Now().Add(-time.Minute)
+	return control.Snapshot{Phase: "running", URL: "http://localhost:3030", Services: []control.ServiceStatus{
+		{Name: "redis", State: "ready", PID: 4242, Port: 6380, Restarts: 1, StartedAt: &started},
 		{Name: "web", State: "starting", PID: 4243, Port: 3030},
-	}
+	}}
 }
 
 func (f *fakeRuntime) Stop(ctx context.Context) error {
@@ -233,12 +235,12 @@ func TestAcceptedRequests(t *testing.T) {
 	}
 
 	code, _, body := h.send(t, req{method: "GET", path: "/status", host: "localhost:" + port, auth: bearer})
-	var st struct {
-		Version  string
-		Services []control.ServiceStatus
-	}
+	var st client.Status
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
 		t.Fatalf("status: %d %s %v", code, body, err)
+	}
+	if !st.Running || st.Phase != "running" || st.Home != h.layout.Root || st.URL != "http://localhost:3030" || st.ControlURL != h.srv.URL() || st.PID != os.Getpid() {
+		t.Errorf("status = %+v", st)
 	}
 	if len(st.Services) != 2 || st.Services[0].PID != 4242 || st.Services[0].Port != 6380 || st.Services[0].Restarts != 1 || st.Services[0].UptimeSeconds < 59 {
 		t.Errorf("status services = %+v", st.Services)

@@ -45,7 +45,7 @@ func writeError(w http.ResponseWriter, status int, code string) {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	svcs := s.opts.Runtime.Services()
+	svcs := s.opts.Runtime.Snapshot().Services
 	h := client.Health{OK: true, Version: s.opts.Version, Services: make([]client.HealthEntry, 0, len(svcs))}
 	for _, sv := range svcs {
 		h.Services = append(h.Services, client.HealthEntry{Name: sv.Name, State: sv.State})
@@ -55,18 +55,27 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	svcs := s.opts.Runtime.Services()
+	snap := s.opts.Runtime.Snapshot()
+	svcs := snap.Services
 	for i := range svcs {
-		if !svcs[i].StartedAt.IsZero() && svcs[i].PID != 0 {
-			svcs[i].UptimeSeconds = now.Sub(svcs[i].StartedAt).Round(time.Millisecond).Seconds()
+		if svcs[i].StartedAt != nil && svcs[i].PID != 0 && svcs[i].UptimeSeconds == 0 {
+			svcs[i].UptimeSeconds = int64(now.Sub(*svcs[i].StartedAt).Seconds())
 		}
 	}
 	if svcs == nil {
 		svcs = []ServiceStatus{}
 	}
+	started := snap.StartedAt
+	if started.IsZero() {
+		started = s.started
+	}
+	phase := snap.Phase
+	if phase == "" {
+		phase = "running"
+	}
 	writeJSON(w, http.StatusOK, client.Status{
-		Version: s.opts.Version, PackageName: s.opts.PackageName, PID: os.Getpid(),
-		URL: s.url, StartedAt: s.started, Services: svcs,
+		Running: true, Phase: phase, PID: os.Getpid(), Version: s.opts.Version, PackageName: s.opts.PackageName,
+		URL: snap.URL, ControlURL: s.url, Home: s.opts.Layout.Root, StartedAt: &started, Services: svcs,
 	})
 }
 

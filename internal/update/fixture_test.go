@@ -158,8 +158,8 @@ func (f *fixture) Exit() { f.cancel() }
 
 type fixtureRuntime struct{ f *fixture }
 
-func (r fixtureRuntime) Services() []control.ServiceStatus {
-	return []control.ServiceStatus{{Name: "fixture", State: "ready", PID: os.Getpid()}}
+func (r fixtureRuntime) Snapshot() control.Snapshot {
+	return control.Snapshot{Phase: "running", Services: []control.ServiceStatus{{Name: "fixture", State: "ready", PID: os.Getpid()}}}
 }
 
 func (r fixtureRuntime) Stop(ctx context.Context) error { r.f.cancel(); return nil }

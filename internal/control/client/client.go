@@ -50,13 +50,13 @@ func ReadInfo(path string) (*Info, error) {
 
 // Service is one service as /health (Name, State only) and /status report it.
 type Service struct {
-	Name          string    `json:"name"`
-	State         string    `json:"state"`
-	PID           int       `json:"pid,omitempty"`
-	Port          int       `json:"port,omitempty"`
-	Restarts      int       `json:"restarts"`
-	StartedAt     time.Time `json:"startedAt,omitzero"`
-	UptimeSeconds float64   `json:"uptimeSeconds,omitempty"`
+	Name          string     `json:"name"`
+	State         string     `json:"state"`
+	PID           int        `json:"pid,omitempty"`
+	Port          int        `json:"port,omitempty"`
+	Restarts      int        `json:"restarts"`
+	StartedAt     *time.Time `json:"startedAt,omitempty"`
+	UptimeSeconds int64      `json:"uptimeSeconds"`
 }
 
 // Health is GET /health: nothing secret, no token needed.
@@ -72,14 +72,20 @@ type HealthEntry struct {
 	State string `json:"state"`
 }
 
-// Status is GET /status.
+// Status is GET /status. Its fields match `second status --json`
+// (internal/runtime.Status), plus where the control server and the release
+// come from.
 type Status struct {
-	Version     string    `json:"version"`
-	PackageName string    `json:"packageName"`
-	PID         int       `json:"pid"`
-	URL         string    `json:"url"`
-	StartedAt   time.Time `json:"startedAt"`
-	Services    []Service `json:"services"`
+	Running     bool       `json:"running"`
+	Phase       string     `json:"phase"`
+	PID         int        `json:"pid"`
+	Version     string     `json:"version"`
+	PackageName string     `json:"packageName,omitempty"`
+	URL         string     `json:"url,omitempty"` // the web app
+	ControlURL  string     `json:"controlUrl"`
+	Home        string     `json:"home"`
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	Services    []Service  `json:"services"`
 }
 
 // ErrorBody is every refusal's body: a short code, nothing else.
