@@ -185,11 +185,19 @@ func pickBase(field, flag, fromConfig, fromFlag string, dev bool) (oci.Base, err
 		ref = fromFlag
 	}
 	switch {
+	case ref != "" && !strings.Contains(ref, "@sha256:"):
+		src := field
+		if fromFlag != "" {
+			src = flag
+		}
+		return nil, fmt.Errorf("%s %q is not pinned by digest: write it as name@sha256:<64 hex> (a tag can move under a release)", src, ref)
 	case ref != "":
-		return oci.RemoteBase{Ref: ref}, nil // RemoteBase refuses a tag-only ref
+		return oci.RemoteBase{Ref: ref}, nil // RemoteBase checks the digest again when it fetches
 	case dev:
 		return oci.DevBase{}, nil
 	default:
-		return nil, fmt.Errorf("%s is empty: set it in %s to an image pinned by digest (e.g. docker.io/library/node:20-alpine@sha256:<64 hex>) or pass %s; for an offline rehearsal pass --dev-base (a minimal base without node: the images do not run)", field, config.FileName, flag)
+		return nil, fmt.Errorf("%s is empty: set it in %s to an image pinned by digest, e.g. docker.io/library/node:20-alpine@sha256:<digest> "+
+			"with the digest from `skopeo inspect --format '{{.Digest}}' docker://docker.io/library/node:20-alpine`, or pass %s; "+
+			"for an offline rehearsal pass --dev-base (a minimal base without node: the images do not run)", field, config.FileName, flag)
 	}
 }

@@ -51,7 +51,7 @@ func (s DirSource) Trees(ctx context.Context, p platform.Platform, tmp string) (
 	var out [2]string
 	for i, d := range []string{s.Web, s.Worker} {
 		dst := filepath.Join(tmp, p.ID, filepath.Base(d)+fmt.Sprint(i))
-		if err := os.CopyFS(dst, os.DirFS(d)); err != nil {
+		if err := copyTree(d, dst); err != nil {
 			return "", "", fmt.Errorf("copy %s for %s: %w", d, p.ID, err)
 		}
 		if err := s.Retarget(ctx, dst, p); err != nil {
@@ -152,4 +152,41 @@ func writeFileFrom(target string, r io.Reader, mode os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// copyTree copies src to dst keeping symlinks as links (os.CopyFS refuses them).
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return writeFileFrom(target, f, info.Mode().Perm())
+		default:
+			return fmt.Errorf("%s: %s files are not supported", p, d.Type())
+		}
+	})
 }
