@@ -48,6 +48,9 @@ type Options struct {
 	Force bool
 	// DryRun runs the preflight and reports, changing nothing.
 	DryRun bool
+	// NoTags publishes every package but leaves the dist-tag for a later run
+	// (release cut moves tags last, after images are signed and verified).
+	NoTags bool
 	// Env is the environment npm config is read from and npm runs with;
 	// nil means os.Environ().
 	Env []string
@@ -118,7 +121,7 @@ func Run(ctx context.Context, opts Options) (*Ledger, error) {
 		_ = WriteLedger(r.opts.Dist, r.ledger)
 		return r.ledger, err
 	}
-	r.ledger.Complete, r.ledger.Error, r.ledger.Next = true, "", ""
+	r.ledger.Complete, r.ledger.Error, r.ledger.Next = !opts.NoTags, "", ""
 	if err := WriteLedger(r.opts.Dist, r.ledger); err != nil {
 		return r.ledger, err
 	}
@@ -391,6 +394,9 @@ func (r *run) publishAll(ctx context.Context) error {
 	}
 	if err := r.waitVisible(ctx, []pkg{r.launcher}); err != nil {
 		return err
+	}
+	if r.opts.NoTags {
+		return nil
 	}
 	return r.moveTags(ctx)
 }
