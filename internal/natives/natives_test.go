@@ -34,6 +34,7 @@ import (
 	"github.com/second-inc/second-release/internal/binarycheck/craft"
 	"github.com/second-inc/second-release/internal/manifest"
 	"github.com/second-inc/second-release/internal/platform"
+	"github.com/second-inc/second-release/internal/testsupport"
 )
 
 // member is one archive entry for the builders below.
@@ -551,3 +552,28 @@ func TestSkip(t *testing.T) {
 }
 
 func nilLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestRealRegistry fetches the Homebrew-style bottles from a real
+// distribution registry (.tools/bin/registry), as from ghcr.io.
+func TestRealRegistry(t *testing.T) {
+	reg := testsupport.StartRegistry(t)
+	w := newWorld(t)
+	lockPath, lock := w.darwinLock(t, reg.Host)
+	for _, n := range lock.Natives[1:] {
+		if !strings.HasPrefix(n.Source, "oci://"+reg.Host+"/") {
+			t.Fatalf("%s not served by the real registry: %s", n.Name, n.Source)
+		}
+	}
+	opts := Options{LockPath: lockPath, Platform: darwinArm64(t), RuntimeDir: filepath.Join(t.TempDir(), "runtime"),
+		CacheDir: t.TempDir(), Mirror: "-", Retry: fastRetry()}
+	got, err := Materialize(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["redis"].SHA256 != lock.Natives[1].SHA256 || got["openssl"].Source != lock.Natives[2].Source {
+		t.Fatalf("manifest: %+v", got)
+	}
+	if n := len(tree(t, opts.RuntimeDir)); n != 4 {
+		t.Fatalf("runtime: %v", tree(t, opts.RuntimeDir))
+	}
+}
