@@ -79,8 +79,7 @@ func (sv *service) loop(startCtx context.Context, first chan<- startResult) {
 	}
 	defer lw.Close()
 
-	var crashes []time.Time
-	consecutive := 0
+	crashes := crashTracker{policy: sv.p.Restart}
 	for {
 		sv.set(StateStarting, 0, nil)
 		var reason error
@@ -131,24 +130,17 @@ func (sv *service) loop(startCtx context.Context, first chan<- startResult) {
 		}
 
 		// Crashed.
-		now := time.Now()
-		if r != nil && now.Sub(r.started) >= sv.p.Restart.StableAfter {
-			consecutive = 0
+		var ranFor time.Duration
+		if r != nil {
+			ranFor = time.Since(r.started)
 		}
-		consecutive++
-		kept := crashes[:0]
-		for _, t := range crashes {
-			if now.Sub(t) < sv.p.Restart.Window {
-				kept = append(kept, t)
-			}
-		}
-		crashes = append(kept, now)
+		consecutive, inWindow := crashes.record(time.Now(), ranFor)
 		if sv.stopRequested() || sv.sup.isStopping() {
 			sv.set(StateStopped, 0, reason)
 			return
 		}
-		if len(crashes) >= sv.p.Restart.MaxCrashes {
-			err := fmt.Errorf("%d crashes within %v, last: %w", len(crashes), sv.p.Restart.Window, reason)
+		if inWindow >= sv.p.Restart.MaxCrashes {
+			err := fmt.Errorf("%d crashes within %v, last: %w", inWindow, sv.p.Restart.Window, reason)
 			if sv.p.Restart.Never {
 				err = fmt.Errorf("exited and restarts are disabled: %w", reason)
 			}
@@ -455,4 +447,30 @@ func (sv *service) failure(op string, err error) *Error {
 		tail = "(" + terr.Error() + ")"
 	}
 	return &Error{Service: sv.p.Name, Op: op, Err: err, LogPath: sv.p.LogPath, LogTail: tail}
+}
+
+// crashTracker counts crashes for one service: consecutive ones (for the
+// backoff; reset by a run that lasted StableAfter) and those within the
+// sliding Window (for crash-loop detection).
+type crashTracker struct {
+	policy      RestartPolicy
+	times       []time.Time
+	consecutive int
+}
+
+// record notes a crash at now of a run that lasted ranFor and returns the
+// consecutive count and the number of crashes within Window.
+func (c *crashTracker) record(now time.Time, ranFor time.Duration) (consecutive, inWindow int) {
+	if ranFor >= c.policy.StableAfter {
+		c.consecutive = 0
+	}
+	c.consecutive++
+	kept := c.times[:0]
+	for _, t := range c.times {
+		if now.Sub(t) < c.policy.Window {
+			kept = append(kept, t)
+		}
+	}
+	c.times = append(kept, now)
+	return c.consecutive, len(c.times)
 }

@@ -638,3 +638,33 @@ func TestStopDuringStart(t *testing.T) {
 		t.Error("later group started after Stop")
 	}
 }
+
+func TestCrashTracker(t *testing.T) {
+	pol := withDefaults(Process{Restart: RestartPolicy{StableAfter: 10 * time.Second, Window: time.Minute}}).Restart
+	t0 := time.Unix(1_000_000, 0)
+	type crash struct {
+		at     time.Duration // since t0
+		ranFor time.Duration
+		consec int
+		window int
+	}
+	tests := []struct {
+		name    string
+		crashes []crash
+	}{
+		{"quick crashes count up", []crash{{0, time.Second, 1, 1}, {2 * time.Second, time.Second, 2, 2}, {5 * time.Second, time.Second, 3, 3}}},
+		{"a stable run resets the backoff, not the window", []crash{{0, time.Second, 1, 1}, {2 * time.Second, time.Second, 2, 2}, {20 * time.Second, 15 * time.Second, 1, 3}}},
+		{"old crashes leave the window", []crash{{0, time.Second, 1, 1}, {30 * time.Second, time.Second, 2, 2}, {61 * time.Second, time.Second, 3, 2}, {95 * time.Second, time.Second, 4, 2}, {200 * time.Second, time.Second, 5, 1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := crashTracker{policy: pol}
+			for i, cr := range tc.crashes {
+				consec, window := c.record(t0.Add(cr.at), cr.ranFor)
+				if consec != cr.consec || window != cr.window {
+					t.Errorf("crash %d: consecutive %d window %d, want %d %d", i, consec, window, cr.consec, cr.window)
+				}
+			}
+		})
+	}
+}
