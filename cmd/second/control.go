@@ -2,13 +2,114 @@ package main
 
 import (
 	"context"
+	"os"
+	"strings"
 
+	"github.com/second-inc/second-release/internal/control"
+	"github.com/second-inc/second-release/internal/npmconf"
+	"github.com/second-inc/second-release/internal/npmregistry"
+	"github.com/second-inc/second-release/internal/releasestatus"
 	"github.com/second-inc/second-release/internal/runtime"
+	"github.com/second-inc/second-release/internal/update"
 )
 
 // controlStarter returns the hook that starts the local control server
-// (contract §7) inside a run, or nil while internal/control does not exist.
-// Once it does, this is the one place that wires it in.
+// (contract §7) inside a run. Without an updater POST /update/install
+// answers 503; runWithUpdates passes one.
 func controlStarter() func(ctx context.Context, rt *runtime.Runtime) (*runtime.Control, error) {
+	return controlStarterWith(nil)
+}
+
+func controlStarterWith(updater control.Updater) func(ctx context.Context, rt *runtime.Runtime) (*runtime.Control, error) {
+	var checker *releasestatus.Checker // shared by the runs of this process, with its cache
+	return func(ctx context.Context, rt *runtime.Runtime) (*runtime.Control, error) {
+		opts := control.Options{
+			Layout:      rt.Layout(),
+			Runtime:     runtimeView{rt},
+			Version:     rt.Version(),
+			PackageName: rt.PackageName(),
+			Token:       rt.Secrets().ControlToken,
+			Updater:     updater,
+		}
+		if checker == nil {
+			checker = newReleaseChecker(rt.Version())
+		}
+		if checker != nil {
+			opts.Release = checker
+		}
+		srv, err := control.Start(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &runtime.Control{URL: srv.URL(), Stop: srv.Close}, nil
+	}
+}
+
+// newReleaseChecker reads the user's npm configuration (~/.npmrc, the
+// project .npmrc of the directory `second` was started in, npm_config_*);
+// nil when it cannot be read, and /release/status then answers 503.
+func newReleaseChecker(current string) *releasestatus.Checker {
+	wd, _ := os.Getwd()
+	cfg, err := npmconf.Load(npmconf.Options{ProjectDir: wd})
+	if err != nil {
+		return nil
+	}
+	return releasestatus.New(releasestatus.Options{
+		Package: releasestatus.PackageFromEnv(os.Getenv),
+		Current: current,
+		Lookup:  &npmregistry.Client{Config: cfg},
+	})
+}
+
+// runtimeView adapts *runtime.Runtime to control.Runtime.
+type runtimeView struct{ rt *runtime.Runtime }
+
+func (v runtimeView) Snapshot() control.Snapshot {
+	st := v.rt.Status()
+	snap := control.Snapshot{Phase: st.Phase, URL: st.URL}
+	if st.StartedAt != nil {
+		snap.StartedAt = *st.StartedAt
+	}
+	for _, s := range st.Services {
+		snap.Services = append(snap.Services, control.ServiceStatus{
+			Name: s.Name, State: s.State, PID: s.PID, Port: s.Port, Restarts: s.Restarts,
+			StartedAt: s.StartedAt, UptimeSeconds: s.UptimeSeconds,
+		})
+	}
+	return snap
+}
+
+func (v runtimeView) Stop(context.Context) error {
+	v.rt.RequestStop()
 	return nil
+}
+
+// runWithUpdates runs the runtime opts describe and enables POST
+// /update/install: an update stops this run (data kept), starts the new
+// version through the launcher with the same flags, and either returns
+// (the new version runs) or runs this version again. runStart calls it in
+// place of runtime.New(opts).Run(ctx).
+func runWithUpdates(ctx context.Context, opts runtime.Options, args []string) error {
+	loop := update.NewLoop()
+	inst := update.New(update.Options{
+		Layout:    opts.Layout,
+		Package:   releasestatus.PackageFromEnv(os.Getenv),
+		Current:   opts.Version,
+		StartArgs: updateStartArgs(args),
+		Target:    loop,
+	})
+	opts.Control = controlStarterWith(inst)
+	return loop.Run(ctx, func() (func(context.Context) error, func()) {
+		rt := runtime.New(opts)
+		return rt.Run, rt.RequestStop
+	})
+}
+
+// updateStartArgs are the flags of this start (os.Args[1:] without the command
+// name) for the new version's `start`.
+func updateStartArgs(args []string) []string {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		args = args[1:] // "start" or "run"
+	}
+	return append([]string(nil), args...)
 }
