@@ -241,6 +241,11 @@ func TestBuildPushReproducible(t *testing.T) {
 			t.Errorf("skopeo sees %+v, want digest %s arch %s version label 1.2.3", info, plat.digest, plat.arch)
 		}
 	}
+	// …and the OCI layout in dist/oci, by its ref.name.
+	lo, err := exec.Command(skopeo, "inspect", "--override-arch", "arm64", "oci:"+out1+":second-web:1.2.3").CombinedOutput()
+	if err != nil || !strings.Contains(string(lo), b1[0].Digest) || !strings.Contains(string(lo), `"Architecture": "arm64"`) {
+		t.Errorf("skopeo inspect oci layout: %v\n%s", err, lo)
+	}
 	raw, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+reg.Host+"/second/second-worker@"+b1[1].Digest).CombinedOutput()
 	if err != nil {
 		t.Fatalf("skopeo inspect --raw: %v\n%s", err, raw)
