@@ -16,6 +16,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/config"
+	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/nodemods"
 	"github.com/second-inc/second-release/internal/oci"
 	"github.com/second-inc/second-release/internal/platform"
@@ -192,7 +193,8 @@ func pickBase(field, flag, fromConfig, fromFlag string, dev bool) (oci.Base, err
 		}
 		return nil, fmt.Errorf("%s %q is not pinned by digest: write it as name@sha256:<64 hex> (a tag can move under a release)", src, ref)
 	case ref != "":
-		return oci.RemoteBase{Ref: ref}, nil // RemoteBase checks the digest again when it fetches
+		cacheDir, _ := home.OCILayerCacheDir()                   // no cache dir: download every time
+		return oci.RemoteBase{Ref: ref, CacheDir: cacheDir}, nil // RemoteBase checks the digest again when it fetches
 	case dev:
 		return oci.DevBase{}, nil
 	default:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/cache"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -34,6 +35,8 @@ type Base interface {
 type RemoteBase struct {
 	Ref    string // name@sha256:<hex>
 	Remote []remote.Option
+	// CacheDir keeps the base's layers by digest across runs ("" : no cache).
+	CacheDir string
 }
 
 // Image implements Base. A reference without a digest is refused here as
@@ -64,7 +67,7 @@ func (b RemoteBase) Image(ctx context.Context, platform string) (v1.Image, strin
 				if err != nil {
 					return nil, "", fmt.Errorf("read %s of base %s: %w", platform, b.Ref, err)
 				}
-				return img, d.String(), nil
+				return b.cached(img), d.String(), nil
 			}
 		}
 		return nil, "", fmt.Errorf("base image %s has no %s image: pick a multi-platform base or drop %s from images.platforms", b.Ref, platform, platform)
@@ -80,7 +83,16 @@ func (b RemoteBase) Image(ctx context.Context, platform string) (v1.Image, strin
 	if cf.OS != osName || cf.Architecture != arch {
 		return nil, "", fmt.Errorf("base image %s is %s/%s, not %s: pin a multi-platform index instead", b.Ref, cf.OS, cf.Architecture, platform)
 	}
-	return img, d.String(), nil
+	return b.cached(img), d.String(), nil
+}
+
+// cached reads layers through the on-disk cache; layers are content
+// addressed, so a cached layer is the pinned one.
+func (b RemoteBase) cached(img v1.Image) v1.Image {
+	if b.CacheDir == "" {
+		return img
+	}
+	return cache.Image(img, cache.NewFilesystemCache(b.CacheDir))
 }
 
 // DevBase is a minimal base made on the spot, for offline rehearsals and

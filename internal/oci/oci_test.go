@@ -133,14 +133,15 @@ func TestBuildPushReproducible(t *testing.T) {
 	platforms := []string{"linux/amd64", "linux/arm64"}
 	base := pushTestBase(t, reg.Host, "base/node", platforms)
 	web, worker := fixtureTrees(t)
+	cacheDir := t.TempDir()
 	opts := func(out string) BuildOptions {
 		return BuildOptions{
 			Out: out, Platforms: platforms, Source: DirSource{Web: web, Worker: worker},
 			Version: "1.2.3", Revision: "0123456789abcdef", SourceURL: "https://github.com/second-inc/second",
 			Epoch: testEpoch,
 			Images: []ImageSpec{
-				{Kind: Web, Name: "second-web", Port: 3000, Base: RemoteBase{Ref: base}},
-				{Kind: Worker, Name: "second-worker", Port: 3001, Base: RemoteBase{Ref: base}},
+				{Kind: Web, Name: "second-web", Port: 3000, Base: RemoteBase{Ref: base, CacheDir: cacheDir}},
+				{Kind: Worker, Name: "second-worker", Port: 3001, Base: RemoteBase{Ref: base, CacheDir: cacheDir}},
 			},
 		}
 	}
@@ -156,6 +157,9 @@ func TestBuildPushReproducible(t *testing.T) {
 	b2, err := Build(ctx, opts(out2))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cached, _ := os.ReadDir(cacheDir); len(cached) != 4 { // 2 base layers x 2 platforms
+		t.Errorf("base layer cache holds %d entries, want 4", len(cached))
 	}
 	if len(b1) != 2 || len(b2) != 2 {
 		t.Fatalf("built %d and %d images, want 2", len(b1), len(b2))
