@@ -141,6 +141,10 @@ func (f *Fetcher) Fetch(ctx context.Context, n Native) (string, error) {
 			if attempt > 1 && !errors.As(err, &mm) {
 				err = fmt.Errorf("%w (after %d attempts)", err, attempt)
 			}
+			var dns *net.DNSError
+			if f.Mirror == "" && errors.As(err, &dns) {
+				err = fmt.Errorf("%w; without network access, fill a mirror with `release natives fetch --to DIR` elsewhere and set %s=DIR", err, MirrorEnv)
+			}
 			return "", fmt.Errorf("fetch %s %s: %w", n.Name, n.Version, err)
 		}
 		f.log().Warn("transient fetch failure; retrying", "name", n.Name, "attempt", attempt, "wait", wait, "err", err)
@@ -303,6 +307,10 @@ func transient(err error) bool {
 	var te *transport.Error
 	if errors.As(err, &te) {
 		return retryableStatus(te.StatusCode)
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return false // an unknown host stays unknown: fail at once (offline or air-gapped)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {

@@ -60,6 +60,9 @@ type Native struct {
 	// PinSource says where the digest was published, so a reviewer can
 	// check it without downloading anything.
 	PinSource string `json:"pinSource"`
+	// Track tells `release natives update` where newer pins are published
+	// (see Update); empty: changed by hand only.
+	Track string `json:"track,omitempty"`
 	// Note records caveats (e.g. a pin that fails the binary check).
 	Note string `json:"note,omitempty"`
 }
