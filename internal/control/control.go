@@ -30,6 +30,7 @@ type (
 	Client        = client.Client
 	Info          = client.Info
 	ServiceStatus = client.Service
+	Health        = client.Health
 )
 
 // Open reads local-control.json and the token for a Client.
