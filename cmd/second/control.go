@@ -46,11 +46,11 @@ func controlStarterWith(updater control.Updater) func(ctx context.Context, rt *r
 }
 
 // newReleaseChecker reads the user's npm configuration (~/.npmrc, the
-// project .npmrc of the directory `second` was started in, npm_config_*);
+// .npmrc of npm's project dir around the working directory, npm_config_*);
 // nil when it cannot be read, and /release/status then answers 503.
 func newReleaseChecker(current string) *releasestatus.Checker {
 	wd, _ := os.Getwd()
-	cfg, err := npmconf.Load(npmconf.Options{ProjectDir: wd})
+	cfg, err := npmconf.Load(npmconf.Options{ProjectDir: npmconf.LocalPrefix(wd)})
 	if err != nil {
 		return nil
 	}

@@ -398,3 +398,20 @@ func expandEnv(s string, env map[string]string) string {
 	}
 	return b.String()
 }
+
+// LocalPrefix is npm's project directory for cwd: the nearest directory at
+// or above it holding package.json or node_modules, else cwd itself.
+func LocalPrefix(cwd string) string {
+	for dir := cwd; ; {
+		for _, marker := range []string{"package.json", "node_modules"} {
+			if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
+				return dir
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return cwd
+		}
+		dir = parent
+	}
+}

@@ -202,3 +202,19 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalPrefix(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "proj", "package.json"), "{}")
+	deep := filepath.Join(root, "proj", "src", "deep")
+	if err := os.MkdirAll(deep, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := LocalPrefix(deep); got != filepath.Join(root, "proj") {
+		t.Errorf("LocalPrefix(%s) = %s", deep, got)
+	}
+	lone := t.TempDir()
+	if got := LocalPrefix(lone); got != lone {
+		t.Errorf("LocalPrefix without a project = %s, want %s", got, lone)
+	}
+}

@@ -116,12 +116,21 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// Open reads local-control.json from the layout and the token file it names
-// (the layout's own token file when it names none).
+// Open reads local-control.json from the layout and the token:
+// $SECOND_LOCAL_CLI_TOKEN when set (it overrides the file for the server
+// too), else the token file the control file names (the layout's own when
+// it names none). It refuses a control file whose URL is not loopback, so
+// the token never leaves the machine.
 func Open(l home.Layout) (*Client, error) {
 	info, err := ReadInfo(l.ControlFile())
 	if err != nil {
 		return nil, err
+	}
+	if !IsLoopbackURL(info.URL) {
+		return nil, fmt.Errorf("control file %s: url %q is not a loopback http URL; refusing to send the token there", l.ControlFile(), info.URL)
+	}
+	if tok := strings.TrimSpace(os.Getenv("SECOND_LOCAL_CLI_TOKEN")); tok != "" {
+		return &Client{Info: *info, Token: tok}, nil
 	}
 	tp := info.TokenPath
 	if tp == "" {
@@ -132,6 +141,20 @@ func Open(l home.Layout) (*Client, error) {
 		return nil, fmt.Errorf("read control token %s: %w", tp, err)
 	}
 	return &Client{Info: *info, Token: strings.TrimSpace(string(b))}, nil
+}
+
+// IsLoopbackURL reports whether u is http://127.0.0.1:<port>,
+// http://localhost:<port> or http://[::1]:<port>.
+func IsLoopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "http" || p.User != nil || p.Port() == "" {
+		return false
+	}
+	switch p.Hostname() {
+	case "127.0.0.1", "localhost", "::1":
+		return true
+	}
+	return false
 }
 
 func (c *Client) http() *http.Client {
@@ -171,9 +194,8 @@ func (c *Client) Stop(ctx context.Context) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, auth bool, into any) error {
-	u, err := url.Parse(c.Info.URL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("control server url %q is invalid", c.Info.URL)
+	if !IsLoopbackURL(c.Info.URL) {
+		return fmt.Errorf("control server url %q is not a loopback http URL", c.Info.URL)
 	}
 	var rd io.Reader
 	if body != nil {
