@@ -617,7 +617,9 @@ func TestStopDuringStart(t *testing.T) {
 	slow.ReadyTimeout = time.Minute
 	s := New(Options{})
 	errc := make(chan error, 1)
-	go func() { errc <- s.Start(context.Background(), []*Process{slow}, []*Process{shProc(dir, "later", serviceScript)}) }()
+	go func() {
+		errc <- s.Start(context.Background(), []*Process{slow}, []*Process{shProc(dir, "later", serviceScript)})
+	}()
 	gc := readPid(t, filepath.Join(dir, "web.gc"))
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)

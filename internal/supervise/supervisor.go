@@ -11,7 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
 )
 
 // Defaults for zero Process fields.
