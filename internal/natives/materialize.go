@@ -128,3 +128,19 @@ func IsCheckFailure(err error) bool {
 	var ce *binarycheck.Error
 	return errors.As(err, &ce)
 }
+
+// CheckPayload runs the full binary check (platform, libraries under the
+// runtime rule, interpreter, floors) over an assembled payload directory,
+// with the floors and system libraries of the platform's lock. It returns a
+// *binarycheck.Error listing every violation, or nil.
+func CheckPayload(dir, lockPath string, p platform.Platform) error {
+	lock, err := ReadLock(lockPath)
+	if err != nil {
+		return err
+	}
+	vs, err := binarycheck.Check(dir, binarycheck.PayloadOptions(p, lock.Floors, lock.SystemLibraries))
+	if err != nil {
+		return fmt.Errorf("check %s: %w", dir, err)
+	}
+	return binarycheck.AsError(vs)
+}

@@ -577,3 +577,26 @@ func TestRealRegistry(t *testing.T) {
 		t.Fatalf("runtime: %v", tree(t, opts.RuntimeDir))
 	}
 }
+
+func TestCheckPayload(t *testing.T) {
+	lock := LockPath(testsupport.RepoRoot(t), "darwin-arm64")
+	dir := t.TempDir()
+	put := func(rel, body string) {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("dist/runtime/bin/redis-server", darwinRedis(craft.CPUARM64))
+	put("dist/runtime/bin/mongod", darwinMongod())
+	err := CheckPayload(dir, lock, darwinArm64(t))
+	if !IsCheckFailure(err) || strings.Count(err.Error(), "from the build host") != 2 {
+		t.Fatalf("OpenSSL missing: %v", err)
+	}
+	put("dist/runtime/lib/libssl.3.dylib", darwinLibssl())
+	put("dist/runtime/lib/libcrypto.3.dylib", darwinLibcrypto())
+	if err := CheckPayload(dir, lock, darwinArm64(t)); err != nil {
+		t.Fatal(err)
+	}
+}
