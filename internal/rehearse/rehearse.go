@@ -46,8 +46,9 @@ type Options struct {
 	// VerdaccioBin, NPMBin, NPXBin: "" finds them (verdaccio.FindBin, $PATH).
 	VerdaccioBin, NPMBin, NPXBin string
 	// Images, when set, pushes, signs and verifies the images against a
-	// local registry (the image pipeline), reported as one more check.
-	Images func(ctx context.Context) (string, error)
+	// local registry (ImagesCheck in the CLI), reported as one more check.
+	// workDir is the rehearsal's, for the registry's storage and keys.
+	Images func(ctx context.Context, workDir string) (string, error)
 	// NPXTimeout bounds the install-and-run check, default 10 minutes.
 	NPXTimeout time.Duration
 	Log        *slog.Logger
@@ -268,7 +269,7 @@ func Rehearse(ctx context.Context, o Options) (rep *Report, err error) {
 	}
 
 	if o.Images != nil {
-		if err := check("images pushed, signed, verified", func() (string, error) { return o.Images(ctx) }); err != nil {
+		if err := check("images pushed, signed, verified", func() (string, error) { return o.Images(ctx, work) }); err != nil {
 			return rep, err
 		}
 	}
