@@ -672,3 +672,70 @@ func TestCrashTracker(t *testing.T) {
 		})
 	}
 }
+
+// Stop waits for the whole group, not just the leader: a grandchild that
+// takes time to exit is waited for, one that ignores SIGTERM is killed
+// after Grace.
+func TestStopWaitsForGroupEmpty(t *testing.T) {
+	tests := []struct {
+		name     string
+		gc       string // grandchild script
+		grace    time.Duration
+		atLeast  time.Duration
+		lessThan time.Duration
+	}{
+		{"slow grandchild is waited for", `trap 'sleep 0.4; exit 0' TERM; while :; do sleep 0.05; done`, 10 * time.Second, 400 * time.Millisecond, 5 * time.Second},
+		{"stubborn grandchild is killed after grace", `trap '' TERM; while :; do sleep 0.05; done`, 700 * time.Millisecond, 700 * time.Millisecond, 5 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// The leader exits at once on SIGTERM; its grandchild does not.
+			p := shProc(dir, "web", `/bin/sh -c "$GC" & echo $! > "$DIR/$NAME.gc"
+trap 'exit 0' TERM
+touch "$DIR/$NAME.ready"
+while :; do sleep 0.05; done`)
+			p.Env = append(p.Env, "GC="+tc.gc)
+			p.Stop.Grace = tc.grace
+			s := New(Options{})
+			if err := s.Start(context.Background(), []*Process{p}); err != nil {
+				t.Fatal(err)
+			}
+			gc := readPid(t, filepath.Join(dir, "web.gc"))
+			time.Sleep(100 * time.Millisecond) // let the grandchild set its trap
+			t0 := time.Now()
+			if err := s.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			d := time.Since(t0)
+			if d < tc.atLeast || d > tc.lessThan {
+				t.Errorf("Stop took %v, want between %v and %v", d, tc.atLeast, tc.lessThan)
+			}
+			if procutil.Alive(gc) {
+				t.Error("Stop returned while the grandchild was alive")
+			}
+		})
+	}
+}
+
+// A crashed leader's leftover grandchildren are killed before the restart
+// (they would hold its port).
+func TestCrashKillsLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	p := shProc(dir, "redis", `n=$(cat "$DIR/runs" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$DIR/runs"
+if [ "$n" = 1 ]; then sleep 300 & echo $! > "$DIR/$NAME.gc"; touch "$DIR/$NAME.ready"; sleep 0.2; exit 1; fi
+touch "$DIR/$NAME.ready"; exec sleep 300`)
+	s := New(Options{})
+	if err := s.Start(context.Background(), []*Process{p}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	gc := readPid(t, filepath.Join(dir, "redis.gc"))
+	waitFor(t, "restart", 10*time.Second, func() bool {
+		st := statusOf(s, "redis")
+		return st.Restarts == 1 && st.State == StateReady
+	})
+	if procutil.Alive(gc) {
+		t.Error("the crashed run's grandchild is still alive after the restart")
+	}
+}
