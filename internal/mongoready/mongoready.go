@@ -155,6 +155,10 @@ func step(ctx context.Context, admin *mongo.Database, o Options, addr string) er
 			return reconfig(ctx, admin, o, cfg, addr)
 		}
 		return writablePrimary(ctx, admin)
+	case code == codeNotYetInitialized && strings.Contains(err.Error(), "starting up"):
+		// mongod answers 94 too while it is still loading a stored config;
+		// initiating then would race it. Wait.
+		return fmt.Errorf("replSetGetStatus on %s: %w", addr, err)
 	case code == codeNotYetInitialized:
 		o.Log.Info("initiating replica set", "replSet", o.ReplSet, "member", addr)
 		init := bson.D{
