@@ -12,6 +12,8 @@ import (
 
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/config"
+	"github.com/second-inc/second-release/internal/oci"
+	"github.com/second-inc/second-release/internal/sign"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 
@@ -53,10 +55,10 @@ func writePayloadTgz(t *testing.T, path string, files map[string]string) {
 	}
 }
 
-// TestRehearse runs the offline image rehearsal on a built release (linux
-// payloads in dist) and checks it leaves release.json alone.
-func TestRehearse(t *testing.T) {
-	bin := testsupport.Tool(t, "registry")
+// builtRelease is a config and dist as `release build` leaves them: linux
+// payloads listed in release.json.
+func builtRelease(t *testing.T) (*config.Config, string) {
+	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "app/web/package.json"), "{}")
 	writeFile(t, filepath.Join(dir, "app/worker/package.json"), "{}")
@@ -83,6 +85,15 @@ func TestRehearse(t *testing.T) {
 	if err := artifact.Write(dist, rel); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, dir
+}
+
+// TestRehearse runs the offline image rehearsal on a built release and
+// checks it leaves release.json alone.
+func TestRehearse(t *testing.T) {
+	bin := testsupport.Tool(t, "registry")
+	cfg, dir := builtRelease(t)
+	dist := cfg.OutDir()
 	before, _ := os.ReadFile(filepath.Join(dist, artifact.FileName))
 
 	r, err := Rehearse(context.Background(), RehearseOptions{Config: cfg, WorkDir: filepath.Join(dir, "work"), RegistryBin: bin})
@@ -101,5 +112,34 @@ func TestRehearse(t *testing.T) {
 	}
 	if _, err := os.Stat(r.ComposeFile); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestSignVerifyRelease is the cut/publish path: images recorded in
+// release.json, pushed, then signed and verified from the artifact list.
+func TestSignVerifyRelease(t *testing.T) {
+	reg := testsupport.StartRegistry(t)
+	cfg, dir := builtRelease(t)
+	ctx := context.Background()
+	prefix := reg.Host + "/second"
+	if _, err := oci.BuildRelease(ctx, oci.ReleaseOptions{Config: cfg, DevBase: true, Push: prefix}); err != nil {
+		t.Fatal(err)
+	}
+	key, pub := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
+	if err := sign.GenerateKeyPair(key, pub, []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	o := ReleaseOptions{Dist: cfg.OutDir(), Prefix: prefix}
+	if _, err := VerifyRelease(ctx, o, pub); err == nil {
+		t.Fatal("verify before signing passed")
+	}
+	t.Setenv(sign.PasswordEnv, "pw")
+	signed, err := SignRelease(ctx, o, key)
+	if err != nil || len(signed) != 6 {
+		t.Fatalf("SignRelease: %d signed, err %v", len(signed), err)
+	}
+	rows, err := VerifyRelease(ctx, o, pub)
+	if err != nil || len(rows) != 6 {
+		t.Fatalf("VerifyRelease: %d rows, err %v", len(rows), err)
 	}
 }
