@@ -2,6 +2,8 @@ package webbuild
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +28,9 @@ fs.mkdirSync(path.join(sa, "node_modules/real"), { recursive: true });
 fs.writeFileSync(path.join(sa, ".next/BUILD_ID"), id);
 fs.writeFileSync(path.join(sa, ".next/server/pages-manifest.json"), JSON.stringify({ id }));
 fs.writeFileSync(path.join(sa, "node_modules/real/index.js"), "module.exports = 1;\n");
+const rnd = (n) => require("crypto").randomBytes(n).toString("hex");
+fs.writeFileSync(path.join(sa, ".next/prerender-manifest.json"), JSON.stringify({ version: 4, preview: {
+  previewModeId: rnd(16), previewModeSigningKey: rnd(32), previewModeEncryptionKey: rnd(32) } }));
 fs.symlinkSync("real", path.join(sa, "node_modules/linked"));
 if (mode === "outside-link") fs.symlinkSync("/etc/hostname", path.join(sa, "escape"));
 if (mode !== "no-server") fs.writeFileSync(path.join(sa, "server.js"), "console.log('server', process.env.SECOND_BUILD_ID)\n");
@@ -100,6 +105,11 @@ func TestFakeBuild(t *testing.T) {
 			}
 			if links, _ := treeLinks(out); len(links) != 0 {
 				t.Errorf("links left: %v", links)
+			}
+			var pm struct{ Preview map[string]string }
+			data, _ := os.ReadFile(filepath.Join(out, ".next", "prerender-manifest.json"))
+			if err := json.Unmarshal(data, &pm); err != nil || fmt.Sprint(pm.Preview) != fmt.Sprint(previewKeys(want)) {
+				t.Errorf("preview keys %v (%v), want the ones derived from the build id", pm.Preview, err)
 			}
 			for _, f := range []string{".next/BUILD_ID", ".next/server/pages-manifest.json", ".next/static/" + want + "/_buildManifest.js"} {
 				data, _ := os.ReadFile(filepath.Join(out, f))

@@ -171,16 +171,23 @@ func seedPreviewKeys(stage, buildID string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("web build: %w", err)
 	}
-	data, _ := json.Marshal(map[string]any{
-		"previewModeId":            hex.EncodeToString(derive(buildID, "preview-id", 16)),
-		"previewModeSigningKey":    hex.EncodeToString(derive(buildID, "preview-signing", 32)),
-		"previewModeEncryptionKey": hex.EncodeToString(derive(buildID, "preview-encryption", 32)),
-		"expireAt":                 int64(253402300799000), // year 9999: never rotated during a build
-	})
+	keys := map[string]any{"expireAt": int64(253402300799000)} // year 9999: never rotated during a build
+	for k, v := range previewKeys(buildID) {
+		keys[k] = v
+	}
+	data, _ := json.Marshal(keys)
 	if err := os.WriteFile(filepath.Join(dir, ".previewinfo"), data, 0o644); err != nil {
 		return fmt.Errorf("web build: seed preview keys: %w", err)
 	}
 	return nil
+}
+
+func previewKeys(buildID string) map[string]string {
+	return map[string]string{
+		"previewModeId":            hex.EncodeToString(derive(buildID, "preview-id", 16)),
+		"previewModeSigningKey":    hex.EncodeToString(derive(buildID, "preview-signing", 32)),
+		"previewModeEncryptionKey": hex.EncodeToString(derive(buildID, "preview-encryption", 32)),
+	}
 }
 
 func derive(buildID, label string, n int) []byte {
@@ -213,6 +220,9 @@ func assemble(stage string, o Options) error {
 	if err := fixBuildID(o.OutDir, o.BuildID, o.Log); err != nil {
 		return err
 	}
+	if err := fixPreviewKeys(o.OutDir, o.BuildID); err != nil {
+		return err
+	}
 	if err := tree.Dereference(o.OutDir); err != nil {
 		return fmt.Errorf("web build: %w", err)
 	}
@@ -229,8 +239,7 @@ func assemble(stage string, o Options) error {
 // next.config does not read SECOND_BUILD_ID in generateBuildId. The id is a
 // 21-character random string, so replacing its bytes everywhere is safe.
 func fixBuildID(out, want string, log *slog.Logger) error {
-	idFile := filepath.Join(out, ".next", "BUILD_ID")
-	raw, err := os.ReadFile(idFile)
+	raw, err := os.ReadFile(filepath.Join(out, ".next", "BUILD_ID"))
 	if err != nil {
 		return fmt.Errorf("web build: read .next/BUILD_ID: %w", err)
 	}
@@ -242,13 +251,51 @@ func fixBuildID(out, want string, log *slog.Logger) error {
 		return fmt.Errorf("web build: build id is %q, not %q, and too short to rewrite safely: make generateBuildId in next.config return process.env.SECOND_BUILD_ID", got, want)
 	}
 	log.Warn("next.config does not use SECOND_BUILD_ID: rewriting the random build id", "from", got, "to", want)
-	var dirs []string
-	err = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+	return replaceEverywhere(out, map[string]string{got: want})
+}
+
+// fixPreviewKeys makes the preview-mode keys in prerender-manifest.json the
+// derived ones. Next.js ignores the seeded cache file when it thinks it runs
+// in a container (is-docker) and then picks random keys; they are random hex
+// strings, so replacing their bytes everywhere is safe.
+func fixPreviewKeys(out, buildID string) error {
+	p := filepath.Join(out, ".next", "prerender-manifest.json")
+	data, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("web build: %w", err)
+	}
+	var m struct {
+		Preview map[string]string `json:"preview"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("web build: read %s: %w", p, err)
+	}
+	want := previewKeys(buildID)
+	pairs := map[string]string{}
+	for k, v := range m.Preview {
+		if w, ok := want[k]; ok && v != w && len(v) >= 32 {
+			pairs[v] = w
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	return replaceEverywhere(out, pairs)
+}
+
+// replaceEverywhere replaces each key's bytes by its value in every file
+// under root and renames path components equal to a key.
+func replaceEverywhere(root string, pairs map[string]string) error {
+	var renames []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.Name() == got {
-			dirs = append(dirs, p)
+		if _, ok := pairs[d.Name()]; ok {
+			renames = append(renames, p)
 		}
 		if !d.Type().IsRegular() {
 			return nil
@@ -257,17 +304,29 @@ func fixBuildID(out, want string, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if bytes.Contains(data, []byte(got)) {
-			return os.WriteFile(p, bytes.ReplaceAll(data, []byte(got), []byte(want)), 0o644)
+		changed := false
+		for from, to := range pairs {
+			if bytes.Contains(data, []byte(from)) {
+				data = bytes.ReplaceAll(data, []byte(from), []byte(to))
+				changed = true
+			}
 		}
-		return nil
+		if !changed {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, data, info.Mode().Perm())
 	})
 	if err != nil {
-		return fmt.Errorf("web build: rewrite build id: %w", err)
+		return fmt.Errorf("web build: rewrite random values: %w", err)
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Rename(dirs[i], filepath.Join(filepath.Dir(dirs[i]), want)); err != nil {
-			return fmt.Errorf("web build: rewrite build id: %w", err)
+	for i := len(renames) - 1; i >= 0; i-- {
+		r := renames[i]
+		if err := os.Rename(r, filepath.Join(filepath.Dir(r), pairs[filepath.Base(r)])); err != nil {
+			return fmt.Errorf("web build: rewrite random values: %w", err)
 		}
 	}
 	return nil
