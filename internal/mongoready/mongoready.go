@@ -327,7 +327,10 @@ func errCode(err error) int32 {
 	return 0
 }
 
-// Ping reports whether mongod on port answers ping; usable as a probe.
+// Ping reports whether mongod on port answers ping. As a readiness probe
+// prefer probe.TCP on Addr(port): a fresh driver client per check only
+// notices a just-opened port at its next heartbeat (up to ~500 ms later),
+// and Ensure pings anyway.
 func Ping(ctx context.Context, port int) error {
 	c, err := connect(port)
 	if err != nil {

@@ -144,7 +144,8 @@ type ServiceStatus struct {
 // the service and carries the tail of its log so the user sees why.
 type Error struct {
 	Service string
-	// Op is what failed: "start", "ready", "crash loop".
+	// Op is what failed: "start" (exec, readiness, AfterReady, FatalLine
+	// before ready) or "crash loop".
 	Op      string
 	Err     error
 	LogPath string
