@@ -7,6 +7,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -510,10 +511,17 @@ func TestOtherFormatsLinux(t *testing.T) {
 	if err != nil {
 		t.Skip("needs /bin/ls")
 	}
+	// Whatever the host's ls links beyond glibc counts as a system library.
+	ef, err := elf.Open("/bin/ls")
+	if err != nil {
+		t.Skip("needs an ELF /bin/ls")
+	}
+	needed, _ := ef.ImportedLibraries()
+	ef.Close()
 	w := newWorld(t)
 	mongo := txzOf(t, []member{{name: "mongodb-linux-x86_64-ubuntu2004-8.0.17/bin/mongod", body: string(ls), exec: true}})
 	redis := zipOf(t, []member{{name: "redis-8.10.0/redis-server", body: string(ls), exec: true}})
-	l := &Lock{Schema: 1, Platform: host.ID, Floors: binarycheck.Floors{GLIBC: "2.99"}, SystemLibraries: []string{"libselinux.so.1"}, Natives: []Native{
+	l := &Lock{Schema: 1, Platform: host.ID, Floors: binarycheck.Floors{GLIBC: "2.99"}, SystemLibraries: needed, Natives: []Native{
 		{Name: "mongod", Version: "8.0.17", Source: w.serve("/linux/m.tar.xz", mongo), SHA256: sum(mongo),
 			Members: map[string]string{"mongodb-linux-x86_64-ubuntu2004-8.0.17/bin/mongod": "bin/mongod"}, PinSource: "test"},
 		{Name: "redis", Version: "8.10.0", Source: w.serve("/r.zip", redis), SHA256: sum(redis),
