@@ -135,6 +135,15 @@ func TestBuildLayout(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, ".next", "static", testBuildID)); err != nil {
 		t.Errorf(".next/static/%s missing: %v", testBuildID, err)
 	}
+	var files, size int64
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			info, _ := d.Info()
+			files, size = files+1, size+info.Size()
+		}
+		return err
+	})
+	t.Logf("built tree: %d files, %.1f MB", files, float64(size)/1e6)
 	links, err := tree.Links(out)
 	if err != nil || len(links) != 0 {
 		t.Errorf("symbolic links left in the tree: %v (%v)", links, err)
@@ -155,7 +164,7 @@ func TestBuiltServerAnswersHealth(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "node", "server.js")
 	cmd.Dir = out
 	cmd.Env = append(os.Environ(), "NODE_ENV=production", "NEXT_TELEMETRY_DISABLED=1", "HOSTNAME=127.0.0.1",
-		fmt.Sprintf("PORT=%d", port), "SECOND_RELEASE_VERSION=9.8.7-test", "SECOND_AUTH_MODE=none")
+		fmt.Sprintf("PORT=%d", port), "SECOND_RELEASE_VERSION=9.8.7-test", "SECOND_AUTH_MODE=none", "INTERNAL_API_TOKEN=tok-123")
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -201,6 +210,29 @@ func TestBuiltServerAnswersHealth(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(b), tc.want) {
 			t.Errorf("GET %s = %d, body lacks %q", tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{
+		{"", 401},
+		{"Bearer wrong-1", 401},
+		{"Bearer tok-123", 200},
+	} {
+		req, _ := http.NewRequest("POST", base+"/api/internal/tool-execute", strings.NewReader(`{"tool":"echo"}`))
+		req.Header.Set("content-type", "application/json")
+		if tc.auth != "" {
+			req.Header.Set("authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("POST tool-execute with %q = %d %s, want %d", tc.auth, resp.StatusCode, b, tc.want)
 		}
 	}
 }

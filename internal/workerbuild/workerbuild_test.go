@@ -84,6 +84,7 @@ func TestBuildExampleWorkerRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("worker.mjs: %d bytes", len(code))
 	if !bytes.HasPrefix(code, []byte(Banner)) {
 		t.Errorf("worker.mjs does not start with the createRequire banner")
 	}
