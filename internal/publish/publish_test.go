@@ -318,3 +318,39 @@ func TestRefusals(t *testing.T) {
 	}
 	checkComplete(t, reg, l, "latest")
 }
+
+// TestNpmConfigHonoured: without --registry the scope's registry from the
+// user's .npmrc decides; with --registry the flag wins even over a scoped
+// registry (npm itself prefers @scope:registry, so publish passes both).
+func TestNpmConfigHonoured(t *testing.T) {
+	srv, token := registry(t)
+	reg := direct(t, srv, token)
+	ctx := context.Background()
+	dead := "http://127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t)) + "/"
+	nerf := "//" + srv.Host() + "/:_authToken=" + token
+
+	tests := []struct {
+		name, npmrc, flag, prefix string
+	}{
+		{"scoped registry from .npmrc", "registry=" + dead + "\n@second-inc:registry=" + srv.URL + "\n" + nerf + "\n", "", "scoped"},
+		{"--registry beats a scoped registry", "@second-inc:registry=" + dead + "\n" + nerf + "\n", srv.URL, "flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := npmEnv(t, srv.URL, token)
+			rc := filepath.Join(t.TempDir(), ".npmrc")
+			os.WriteFile(rc, []byte(tc.npmrc), 0o600)
+			env = append(env, "npm_config_userconfig="+rc) // later entries win
+			dist := release(t, tc.prefix, "1.0.0", "a")
+			o := options(t, dist, tc.flag, env)
+			l, err := publish.Run(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Registry != srv.URL {
+				t.Errorf("published to %s, want %s", l.Registry, srv.URL)
+			}
+			checkComplete(t, reg, l, "latest")
+		})
+	}
+}
