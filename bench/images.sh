@@ -7,6 +7,8 @@
 #   ratio               the two divided
 #   blob-bytes-2nd-push/op  bytes of layers/configs a second push of the unchanged
 #                       images uploads (goal 0: ggcr HEADs each blob first)
+#   blob-bytes-app-only-release/op  bytes the next version uploads when only
+#                       server.js changed (node_modules sits in its own layer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec go test -run '^$' -bench BuildPush -benchtime "${BENCHTIME:-3x}" ./internal/oci/

@@ -78,11 +78,15 @@ func runImages(ctx context.Context, g *globals, cfg *config.Config, f imagesFlag
 	}
 	return g.emit(stdout, res, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "IMAGE\tPLATFORM\tDIGEST\tAPP LAYER")
+		fmt.Fprintln(tw, "IMAGE\tPLATFORM\tDIGEST\tAPP LAYER\tNODE_MODULES LAYER")
 		for _, b := range res.Images {
-			fmt.Fprintf(tw, "%s\tindex\t%s\t\n", b.Name, b.Digest)
+			fmt.Fprintf(tw, "%s\tindex\t%s\t\t\n", b.Name, b.Digest)
 			for _, m := range b.Manifests {
-				fmt.Fprintf(tw, "\t%s\t%s\t%s\n", m.Platform, m.Digest, humanSize(m.LayerSize))
+				deps := "-"
+				if m.DepsLayer != "" {
+					deps = humanSize(m.DepsSize)
+				}
+				fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\n", m.Platform, m.Digest, humanSize(m.LayerSize), deps)
 			}
 		}
 		tw.Flush()

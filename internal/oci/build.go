@@ -80,6 +80,9 @@ type PlatformManifest struct {
 	Digest    string `json:"digest"`
 	AppLayer  string `json:"appLayer"`
 	LayerSize int64  `json:"layerSize"`
+	// DepsLayer holds node_modules ("" when the tree has none).
+	DepsLayer string `json:"depsLayer,omitempty"`
+	DepsSize  int64  `json:"depsSize,omitempty"`
 }
 
 // Build writes every image of opts.Images for every platform to the layout
@@ -206,23 +209,35 @@ func buildOne(ctx context.Context, opts BuildOptions, spec ImageSpec, plat, dir,
 	default:
 		return nil, pm, fmt.Errorf("unknown image kind %q", spec.Kind)
 	}
+	created := v1.Time{Time: opts.Epoch.UTC()}
+	var adds []mutate.Addendum
+	// node_modules first, in a layer of its own: a release that changes only
+	// the app's code re-uploads only the small app layer.
+	if st, err := os.Stat(filepath.Join(dir, "node_modules")); err == nil && st.IsDir() {
+		deps := LayerSpec{Dir: dir, Target: "/app", Time: opts.Epoch, MediaType: layerMT, Include: IsDeps}
+		layer, err := WriteLayer(deps, strings.TrimSuffix(layerPath, ".tar.gz")+"-deps.tar.gz")
+		if err != nil {
+			return nil, pm, err
+		}
+		if pm.DepsLayer, pm.DepsSize, err = describe(layer); err != nil {
+			return nil, pm, err
+		}
+		adds = append(adds, mutate.Addendum{Layer: layer, History: v1.History{
+			Created: created, CreatedBy: "second release images: " + string(spec.Kind) + " node_modules",
+		}})
+	}
+	ls.Include = func(rel string) bool { return !IsDeps(rel) }
 	layer, err := WriteLayer(ls, layerPath)
 	if err != nil {
 		return nil, pm, err
 	}
-	ld, err := layer.Digest()
-	if err != nil {
+	if pm.AppLayer, pm.LayerSize, err = describe(layer); err != nil {
 		return nil, pm, err
 	}
-	pm.AppLayer = ld.String()
-	if pm.LayerSize, err = layer.Size(); err != nil {
-		return nil, pm, err
-	}
-	created := v1.Time{Time: opts.Epoch.UTC()}
-	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, History: v1.History{
-		Created:   created,
-		CreatedBy: "second release images: " + string(spec.Kind) + " app",
+	adds = append(adds, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: created, CreatedBy: "second release images: " + string(spec.Kind) + " app",
 	}})
+	img, err := mutate.Append(base, adds...)
 	if err != nil {
 		return nil, pm, err
 	}
@@ -261,6 +276,15 @@ func buildOne(ctx context.Context, opts BuildOptions, spec ImageSpec, plat, dir,
 	}
 	pm.Digest = d.String()
 	return img, pm, nil
+}
+
+func describe(l v1.Layer) (string, int64, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := l.Size()
+	return d.String(), n, err
 }
 
 // mergeEnv overrides base KEY=VALUE entries with set, keeping the base order

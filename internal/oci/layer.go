@@ -43,7 +43,15 @@ type LayerSpec struct {
 	Time time.Time
 	// MediaType of the layer (OCI or Docker gzip layer, matching the base).
 	MediaType types.MediaType
+	// Include, when set, picks which paths (slash, relative to Dir) go in;
+	// a directory left out is skipped whole. Parents are added as needed.
+	Include func(rel string) bool
 }
+
+// IsDeps says whether rel is the tree's top-level node_modules: it goes in
+// its own layer, which stays the same (and is not uploaded again) when only
+// the app's own code changes.
+func IsDeps(rel string) bool { return rel == "node_modules" || strings.HasPrefix(rel, "node_modules/") }
 
 // entry is one tar member before it is written.
 type entry struct {
@@ -128,6 +136,12 @@ func collect(spec LayerSpec) ([]entry, error) {
 			return err
 		}
 		if rel == "." {
+			return nil
+		}
+		if spec.Include != nil && !spec.Include(filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		name := target + "/" + filepath.ToSlash(rel)

@@ -200,6 +200,37 @@ func TestBuildPushReproducible(t *testing.T) {
 		}
 	}
 
+	// A release that changes only app code keeps the node_modules layer, so
+	// the push uploads the app layers and configs only.
+	writeTree(t, web, map[string]string{"server.js": "// v1.3.0\n"})
+	next := filepath.Join(t.TempDir(), "oci")
+	on := opts(next)
+	on.Version = "1.3.0"
+	b3, err := Build(ctx, on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appBytes int64
+	for i, m := range b3[0].Manifests {
+		if m.DepsLayer == "" || m.DepsLayer != b1[0].Manifests[i].DepsLayer || m.AppLayer == b1[0].Manifests[i].AppLayer {
+			t.Errorf("%s: deps %s (was %s), app %s (was %s): want deps unchanged, app changed", m.Platform,
+				m.DepsLayer, b1[0].Manifests[i].DepsLayer, m.AppLayer, b1[0].Manifests[i].AppLayer)
+		}
+		appBytes += m.LayerSize
+	}
+	pushedNext, err := Push(ctx, PushOptions{Layout: next, Prefix: reg.Host + "/second", Version: "1.3.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web := pushedNext[0]; web.BlobBytes == 0 || web.BlobBytes > appBytes+8192 {
+		t.Errorf("app-only change uploaded %d blob bytes for %s; app layers are %d bytes", web.BlobBytes, web.Name, appBytes)
+	}
+	// The worker's layers are unchanged; only its configs (new version
+	// labels) are new.
+	if worker := pushedNext[1]; worker.BlobBytes > 8192 {
+		t.Errorf("worker with unchanged layers uploaded %d blob bytes", worker.BlobBytes)
+	}
+
 	// An older stable version pushed later must not move latest.
 	old := filepath.Join(t.TempDir(), "oci")
 	o := opts(old)
@@ -218,8 +249,8 @@ func TestBuildPushReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if latest.Digest.String() != b1[0].Digest {
-		t.Errorf("latest = %s, want the 1.2.3 index %s", latest.Digest, b1[0].Digest)
+	if latest.Digest.String() != b3[0].Digest {
+		t.Errorf("latest = %s, want the 1.3.0 index %s", latest.Digest, b3[0].Digest)
 	}
 
 	// skopeo (containers/image) reads what we pushed.
@@ -346,8 +377,12 @@ func checkLayout(t *testing.T, dir, base string) {
 			if mf.Annotations[AnnBaseDigest] == "" || !strings.HasSuffix(base, mf.Annotations[AnnBaseDigest]) {
 				t.Errorf("%s: base annotations %v, want base %s", ref, mf.Annotations, base)
 			}
-			if len(mf.Layers) != 3 { // two base layers + the app layer
-				t.Errorf("%s: %d layers, want 3", ref, len(mf.Layers))
+			wantLayers := 3 // two base layers + the app layer
+			if strings.HasPrefix(ref, "second-web") {
+				wantLayers = 4 // … + node_modules in a layer of its own
+			}
+			if len(mf.Layers) != wantLayers {
+				t.Errorf("%s: %d layers, want %d", ref, len(mf.Layers), wantLayers)
 			}
 		}
 		if strings.Join(archs, ",") != "linux/amd64,linux/arm64" {

@@ -84,6 +84,9 @@ func TestPayloadSourcePerArchitecture(t *testing.T) {
 				want, other = other, want
 			}
 			names := appLayerNames(t, lp, m.AppLayer)
+			if m.DepsLayer != "" {
+				names = append(names, appLayerNames(t, lp, m.DepsLayer)...)
+			}
 			joined := strings.Join(names, "\n")
 			if !strings.Contains(joined, want) || strings.Contains(joined, other) {
 				t.Errorf("%s %s app layer has %v, want %s and not %s", b.Name, m.Platform, names, want, other)
