@@ -69,7 +69,7 @@ type payload struct {
 
 // newPayload lays out bin/second, the fixture web and worker, and the
 // natives (symlinks to the real redis-server and mongod when given).
-func newPayload(t *testing.T, mongod string) *payload {
+func newPayload(t testing.TB, mongod string) *payload {
 	t.Helper()
 	redis := testsupport.Tool(t, "redis-server")
 	if _, err := exec.LookPath("node"); err != nil {
@@ -100,7 +100,7 @@ func newPayload(t *testing.T, mongod string) *payload {
 	return p
 }
 
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+func copyFile(t testing.TB, from, to string, mode os.FileMode) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -160,8 +160,12 @@ type lockedBuf struct {
 	b  bytes.Buffer
 }
 
-func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *lockedBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // start runs `second start --no-open` and waits until it prints its URL.
 func (p *payload) start(t *testing.T, env []string, args ...string) *running {
@@ -588,4 +592,3 @@ func TestResetCommand(t *testing.T) {
 		t.Error("reset deleted the installed payloads")
 	}
 }
-

@@ -25,7 +25,7 @@ func newStopCmd(g *globals) *cobra.Command {
 			out := cmd.OutOrStdout()
 			// The control server stops it cleanly from inside; signals are the fallback.
 			asked := runtime.ControlStop(cmd.Context(), l) == nil
-			stopped, err := runtime.StopRunning(cmd.Context(), runtime.StopOptions{Layout: l, Out: out})
+			stopped, err := runtime.StopRunning(cmd.Context(), runtime.StopOptions{Layout: l, Out: out, Asked: asked})
 			if err != nil {
 				return err
 			}

@@ -33,7 +33,7 @@ func TestChildEnvironmentsFollowContract(t *testing.T) {
 		"WORKER_URL": "http://127.0.0.1:3001", "TOOL_EXECUTE_URL": "http://127.0.0.1:3030/api/internal/tool-execute",
 		"SECOND_LOCAL_INSTALL": "1", "SECOND_RELEASE_RUNTIME": "native", "SECOND_RELEASE_VERSION": "1.2.3",
 		"SECOND_RELEASE_PACKAGE": "@second-inc/cli-local-linux-x64",
-		"SECOND_LOCAL_CLI_URL": "http://127.0.0.1:4000", "SECOND_LOCAL_CLI_TOKEN": "ctl",
+		"SECOND_LOCAL_CLI_URL":   "http://127.0.0.1:4000", "SECOND_LOCAL_CLI_TOKEN": "ctl",
 		"SECOND_POSTHOG_KEY": "phk", "SECOND_SENTRY_DSN": "sd", "NEXT_PUBLIC_SENTRY_DSN": "nsd",
 		"PATH": "/usr/bin", "HOME": "/root",
 	}

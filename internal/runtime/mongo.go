@@ -1,11 +1,24 @@
 package runtime
 
 import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/second-inc/second-release/internal/mongoready"
+	"github.com/second-inc/second-release/internal/probe"
 	"github.com/second-inc/second-release/internal/supervise"
 )
 
-// mongoHooks adds mongod's readiness (replica-set init/repair), fatal-line
-// detection and shutdown command.
-func mongoHooks(p *supervise.Process, port int) {
-	p.Ready = tcpProbe(port)
+// mongoHooks adds what is special about mongod, all from mongoready:
+// readiness by ping, replica-set initiation or repair before the service
+// counts as ready, fail-fast on fatal log lines, and the shutdown command.
+func mongoHooks(p *supervise.Process, port int, log *slog.Logger) {
+	p.Ready = probe.Func(func(ctx context.Context) error { return mongoready.Ping(ctx, port) })
+	p.AfterReady = func(ctx context.Context) error {
+		// Poll briskly: start-to-ready is what users feel.
+		return mongoready.Ensure(ctx, mongoready.Options{Port: port, Log: log, Poll: 10 * time.Millisecond})
+	}
+	p.FatalLine = mongoready.FatalLine
+	p.Stop.Before = func(ctx context.Context) error { return mongoready.Shutdown(ctx, port) }
 }

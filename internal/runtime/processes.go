@@ -2,12 +2,14 @@ package runtime
 
 import (
 	"fmt"
+	"net"
 	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/probe"
 	"github.com/second-inc/second-release/internal/state"
 	"github.com/second-inc/second-release/internal/supervise"
 )
@@ -51,7 +53,7 @@ func (rt *Runtime) processes(control *Control) processSet {
 		Stop:         supervise.StopPolicy{Grace: MongoGrace},
 		Port:         in.MongoPort,
 	}
-	mongoHooks(mongo, in.MongoPort)
+	mongoHooks(mongo, in.MongoPort, rt.log)
 
 	redis := &supervise.Process{
 		Name:         ServiceRedis,
@@ -60,7 +62,7 @@ func (rt *Runtime) processes(control *Control) processSet {
 		Dir:          l.RedisData(),
 		Env:          nativeEnv,
 		LogPath:      l.Log(ServiceRedis),
-		Ready:        redisProbe(in.RedisPort),
+		Ready:        probe.Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(in.RedisPort))},
 		ReadyTimeout: timeout(time.Minute),
 		Stop:         supervise.StopPolicy{Grace: 20 * time.Second},
 		Port:         in.RedisPort,
@@ -72,7 +74,7 @@ func (rt *Runtime) processes(control *Control) processSet {
 		Dir:          p.WebDir,
 		Env:          WebEnv(in),
 		LogPath:      l.Log(ServiceWeb),
-		Ready:        httpProbe("http://127.0.0.1:" + strconv.Itoa(in.WebPort) + "/api/health"),
+		Ready:        probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(in.WebPort) + "/api/health"},
 		ReadyTimeout: timeout(90 * time.Second),
 		Stop:         supervise.StopPolicy{Grace: 10 * time.Second},
 		Port:         in.WebPort,
@@ -84,7 +86,7 @@ func (rt *Runtime) processes(control *Control) processSet {
 		Dir:          p.WorkerDir,
 		Env:          WorkerEnv(in),
 		LogPath:      l.Log(ServiceWorker),
-		Ready:        httpProbe("http://127.0.0.1:" + strconv.Itoa(in.WorkerPort) + "/health"),
+		Ready:        probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(in.WorkerPort) + "/health"},
 		ReadyTimeout: timeout(90 * time.Second),
 		Stop:         supervise.StopPolicy{Grace: 10 * time.Second},
 		Port:         in.WorkerPort,

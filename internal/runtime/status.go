@@ -172,6 +172,9 @@ type StopOptions struct {
 	Layout  home.Layout
 	Out     io.Writer
 	Timeout time.Duration // default MongoGrace + 30 s
+	// Asked means the control server already accepted a stop request: only
+	// wait (and force it if it never finishes).
+	Asked bool
 }
 
 // StopRunning stops the runtime of a home from another process: SIGTERM
@@ -213,8 +216,10 @@ func StopRunning(ctx context.Context, o StopOptions) (stopped bool, err error) {
 		return false, fmt.Errorf("pid %d recorded in %s is not a second process; refusing to signal it", pid, l.StateFile())
 	}
 	fmt.Fprintf(o.Out, "Stopping Second (pid %d)…\n", pid)
-	if err := signalPID(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return false, fmt.Errorf("signal second (pid %d): %w", pid, err)
+	if !o.Asked {
+		if err := signalPID(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return false, fmt.Errorf("signal second (pid %d): %w", pid, err)
+		}
 	}
 	deadline := time.Now().Add(o.Timeout)
 	for state.Held(l.LockFile()) {

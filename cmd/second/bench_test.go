@@ -1,0 +1,210 @@
+package main
+
+// Benchmarks (not timed tests) for the runtime's two budgets:
+//   - supervisor overhead: start-to-ready of `second` minus the time the
+//     same children need when started directly in the same order (mongod and
+//     redis together, then web, then worker), goal ≤ 50 ms;
+//   - supervisor RSS at steady state, goal ≤ 20 MB.
+// Run with bench/runtime.sh (needs SECOND_TEST_MONGOD or mongod on PATH).
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/second-inc/second-release/internal/mongoready"
+	"github.com/second-inc/second-release/internal/probe"
+)
+
+func BenchmarkStartToReady(b *testing.B) {
+	mongod := benchMongod(b)
+	p := newPayload(b, mongod)
+	direct := newDirect(b, p, mongod)
+	var secondTotal, directTotal time.Duration
+	for b.Loop() {
+		directTotal += direct.run(b)
+		secondTotal += p.startStop(b)
+	}
+	n := time.Duration(b.N)
+	b.ReportMetric(float64(secondTotal/n)/1e6, "second-ms")
+	b.ReportMetric(float64(directTotal/n)/1e6, "direct-ms")
+	b.ReportMetric(float64((secondTotal-directTotal)/n)/1e6, "overhead-ms")
+}
+
+func BenchmarkSteadyStateRSS(b *testing.B) {
+	mongod := benchMongod(b)
+	p := newPayload(b, mongod)
+	cmd := exec.Command(p.bin, "start", "--no-open", "--home", p.home)
+	cmd.Env = p.env()
+	out := &lockedBuf{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	waitFor(b, out, "ready at", 90*time.Second)
+	var max float64
+	for b.Loop() {
+		time.Sleep(time.Second) // steady state: children ready, probes idle
+		if rss := rssMB(b, cmd.Process.Pid); rss > max {
+			max = rss
+		}
+	}
+	b.ReportMetric(max, "rss-MB")
+}
+
+func benchMongod(b *testing.B) string {
+	if p := os.Getenv("SECOND_TEST_MONGOD"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("mongod"); err == nil {
+		return p
+	}
+	b.Skip("needs a mongod: put mongod on PATH or set SECOND_TEST_MONGOD=/path/to/mongod")
+	return ""
+}
+
+func waitFor(b *testing.B, out *lockedBuf, what string, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for !strings.Contains(out.String(), what) {
+		if time.Now().After(deadline) {
+			b.Fatalf("no %q after %s:\n%s", what, within, out)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// startStop measures exec → "ready at" printed, then stops.
+func (p *payload) startStop(b *testing.B) time.Duration {
+	cmd := exec.Command(p.bin, "start", "--no-open", "--home", p.home)
+	cmd.Env = p.env()
+	out := &lockedBuf{}
+	cmd.Stdout, cmd.Stderr = out, out
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, out, "ready at", 90*time.Second)
+	took := time.Since(began)
+	b.StopTimer()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	b.StartTimer()
+	return took
+}
+
+// direct starts the same children without second, polling readiness
+// every millisecond: the children's own start-to-ready time.
+type direct struct {
+	p                   *payload
+	dir                 string
+	mongod, redis, node string
+	web, worker         string
+	mport, rport, wport int
+	kport               int
+}
+
+func newDirect(b *testing.B, p *payload, mongod string) *direct {
+	dir := b.TempDir()
+	if d := os.Getenv("BENCH_KEEP"); d != "" {
+		dir = d
+	}
+	for _, d := range []string{"mongo", "redis"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	node, _ := exec.LookPath("node")
+	// Not EvalSymlinks: Debian's redis-server is a link to redis-check-rdb,
+	// which picks its personality from argv[0].
+	redis := filepath.Join(p.root, "dist", "runtime", "bin", "redis-server")
+	return &direct{p: p, dir: dir, mongod: mongod, redis: redis, node: node,
+		web: filepath.Join(p.root, "dist", "web", "server.js"), worker: filepath.Join(p.root, "dist", "worker", "worker.mjs"),
+		mport: freePort(b), rport: freePort(b), wport: freePort(b), kport: freePort(b)}
+}
+
+func freePort(b *testing.B) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (d *direct) run(b *testing.B) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var procs []*exec.Cmd
+	spawn := func(name string, env []string, args ...string) {
+		c := exec.Command(name, args...)
+		c.Env = env
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if logf, err := os.Create(filepath.Join(d.dir, filepath.Base(name)+".log")); err == nil {
+			c.Stdout, c.Stderr = logf, logf
+		}
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		procs = append(procs, c)
+	}
+	wait := func(p probe.Probe) {
+		if err := probe.Wait(ctx, p, time.Millisecond); err != nil {
+			b.Fatal(err)
+		}
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if _, err := os.Stat(d.web); err != nil {
+		b.Fatalf("web fixture gone: %v (N=%d)", err, b.N)
+	}
+	began := time.Now()
+	spawn(d.mongod, env, "--dbpath", filepath.Join(d.dir, "mongo"), "--bind_ip", "127.0.0.1", "--port", strconv.Itoa(d.mport), "--replSet", "rs0")
+	spawn(d.redis, env, "--bind", "127.0.0.1", "--port", strconv.Itoa(d.rport), "--dir", filepath.Join(d.dir, "redis"), "--appendonly", "yes")
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		wait(probe.Func(func(ctx context.Context) error { return mongoready.Ping(ctx, d.mport) }))
+		if err := mongoready.Ensure(ctx, mongoready.Options{Port: d.mport, Poll: time.Millisecond}); err != nil {
+			b.Error(err)
+		}
+	}()
+	go func() { defer wg.Done(); wait(probe.Redis{Addr: fmt.Sprintf("127.0.0.1:%d", d.rport)}) }()
+	wg.Wait()
+	spawn(d.node, append(env, "PORT="+strconv.Itoa(d.wport), "HOSTNAME=127.0.0.1"), d.web)
+	wait(probe.HTTP{URL: fmt.Sprintf("http://127.0.0.1:%d/api/health", d.wport)})
+	spawn(d.node, append(env, "PORT="+strconv.Itoa(d.kport)), d.worker)
+	wait(probe.HTTP{URL: fmt.Sprintf("http://127.0.0.1:%d/health", d.kport)})
+	took := time.Since(began)
+	b.StopTimer()
+	for i := len(procs) - 1; i >= 0; i-- {
+		_ = syscall.Kill(-procs[i].Process.Pid, syscall.SIGTERM)
+		_ = procs[i].Wait()
+	}
+	b.StartTimer()
+	return took
+}
+
+func rssMB(b *testing.B, pid int) float64 {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Skipf("RSS needs /proc (Linux): %v", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmRSS in /proc status")
+	return 0
+}
