@@ -60,18 +60,26 @@ func Build(ctx context.Context, o Options) error {
 	}
 	defer unlock()
 
-	stage := o.StageDir
-	if err := os.RemoveAll(stage); err != nil {
-		return fmt.Errorf("web build: clear staging dir %s: %w", stage, err)
+	// An app inside an npm workspace is staged with its workspace root,
+	// whose lock file pins it and whose packages it may import.
+	root, rel, err := workspaceRoot(o.AppDir)
+	if err != nil {
+		return err
 	}
-	defer os.RemoveAll(stage)
-	log.Info("staging web app", "app", o.AppDir, "stage", stage)
-	err = tree.Copy(o.AppDir, stage, tree.CopyOptions{Skip: func(rel string, d fs.DirEntry) bool {
-		base := filepath.Base(rel)
-		return (d.IsDir() && (base == "node_modules" || base == ".git")) || rel == ".next"
+	stageRoot := o.StageDir
+	stage := filepath.Join(stageRoot, rel) // the staged app
+	if err := os.RemoveAll(stageRoot); err != nil {
+		return fmt.Errorf("web build: clear staging dir %s: %w", stageRoot, err)
+	}
+	defer os.RemoveAll(stageRoot)
+	log.Info("staging web app", "app", o.AppDir, "workspace", root, "stage", stage)
+	err = tree.Copy(root, stageRoot, tree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
+		name := d.Name()
+		return (d.IsDir() && (name == "node_modules" || name == ".git" || name == ".next")) ||
+			filepath.Join(root, filepath.FromSlash(r)) == o.OutDir
 	}})
 	if err != nil {
-		return fmt.Errorf("web build: stage %s: %w", o.AppDir, err)
+		return fmt.Errorf("web build: stage %s: %w", root, err)
 	}
 	if err := seedPreviewKeys(stage, o.BuildID); err != nil {
 		return err
@@ -79,22 +87,22 @@ func Build(ctx context.Context, o Options) error {
 
 	env := buildEnv(o)
 	install := []string{"ci"}
-	if !exists(filepath.Join(stage, "package-lock.json")) && !exists(filepath.Join(stage, "npm-shrinkwrap.json")) {
+	if !exists(filepath.Join(stageRoot, "package-lock.json")) && !exists(filepath.Join(stageRoot, "npm-shrinkwrap.json")) {
 		log.Warn("web app has no package-lock.json: using npm install, the build is not pinned", "app", o.AppDir)
 		install = []string{"install"}
 	}
 	install = append(install, "--no-audit", "--no-fund", "--prefer-offline")
-	if err := run(ctx, log, stage, env, o.NPM, install...); err != nil {
+	if err := run(ctx, log, stageRoot, env, o.NPM, install...); err != nil {
 		return fmt.Errorf("web build: install dependencies of %s: %w", o.AppDir, err)
 	}
-	nextBin := filepath.Join(stage, "node_modules", "next", "dist", "bin", "next")
-	if !exists(nextBin) {
+	nextBin, ok := resolveNext(stageRoot, stage)
+	if !ok {
 		return fmt.Errorf("web build: %s does not depend on next (node_modules/next missing after install): add next to its package.json", o.AppDir)
 	}
 	if err := run(ctx, log, stage, env, o.Node, nextBin, "build"); err != nil {
 		return fmt.Errorf("web build: next build in %s: %w", o.AppDir, err)
 	}
-	if err := assemble(stage, o); err != nil {
+	if err := assemble(stage, rel, o); err != nil {
 		return err
 	}
 	log.Info("web build done", "out", o.OutDir, "took", time.Since(start).Round(time.Millisecond))
@@ -196,16 +204,37 @@ func derive(buildID, label string, n int) []byte {
 }
 
 // assemble turns the staged build output into OutDir.
-func assemble(stage string, o Options) error {
+func assemble(stage, rel string, o Options) error {
 	standalone := filepath.Join(stage, ".next", "standalone")
-	if !exists(filepath.Join(standalone, "server.js")) {
-		return fmt.Errorf("web build: next build produced no .next/standalone/server.js: set output: \"standalone\" in %s's next.config", o.AppDir)
-	}
 	if err := os.MkdirAll(filepath.Dir(o.OutDir), 0o755); err != nil {
 		return fmt.Errorf("web build: %w", err)
 	}
-	if err := tree.Copy(standalone, o.OutDir, tree.CopyOptions{}); err != nil {
-		return fmt.Errorf("web build: copy standalone output: %w", err)
+	switch {
+	case exists(filepath.Join(standalone, "server.js")):
+		if err := tree.Copy(standalone, o.OutDir, tree.CopyOptions{}); err != nil {
+			return fmt.Errorf("web build: copy standalone output: %w", err)
+		}
+	case rel != "." && exists(filepath.Join(standalone, rel, "server.js")):
+		// In a workspace Next.js mirrors the app's place under the workspace
+		// root; the payload wants server.js on top, so the app's files move
+		// up and everything else (node_modules, other workspace packages)
+		// keeps its place relative to the root, which node resolution needs.
+		if err := tree.Copy(standalone, o.OutDir, tree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
+			return r == filepath.ToSlash(rel)
+		}}); err != nil {
+			return fmt.Errorf("web build: copy standalone output: %w", err)
+		}
+		if err := tree.Copy(filepath.Join(standalone, rel), o.OutDir, tree.CopyOptions{}); err != nil {
+			return fmt.Errorf("web build: copy standalone output of %s: %w", rel, err)
+		}
+		// Drop the now empty parents (apps/) of the app's old place.
+		for d := filepath.Dir(filepath.Join(o.OutDir, rel)); d != o.OutDir; d = filepath.Dir(d) {
+			if os.Remove(d) != nil {
+				break
+			}
+		}
+	default:
+		return fmt.Errorf("web build: next build produced no .next/standalone/server.js: set output: \"standalone\" in %s's next.config", o.AppDir)
 	}
 	if st := filepath.Join(stage, ".next", "static"); exists(st) {
 		if err := tree.Copy(st, filepath.Join(o.OutDir, ".next", "static"), tree.CopyOptions{}); err != nil {
@@ -330,6 +359,47 @@ func replaceEverywhere(root string, pairs map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// workspaceRoot finds the npm workspace an app without its own lock file
+// belongs to: the nearest parent whose package.json declares workspaces
+// (stopping at a git repository's top). It returns the dir to stage and the
+// app's path inside it ("." for a standalone app).
+func workspaceRoot(app string) (string, string, error) {
+	if exists(filepath.Join(app, "package-lock.json")) || exists(filepath.Join(app, "npm-shrinkwrap.json")) {
+		return app, ".", nil
+	}
+	for dir := filepath.Dir(app); ; dir = filepath.Dir(dir) {
+		data, err := os.ReadFile(filepath.Join(dir, "package.json"))
+		if err == nil {
+			var pj struct {
+				Workspaces json.RawMessage `json:"workspaces"`
+			}
+			if json.Unmarshal(data, &pj) == nil && len(pj.Workspaces) > 0 && string(pj.Workspaces) != "null" {
+				rel, err := filepath.Rel(dir, app)
+				if err != nil {
+					return "", "", fmt.Errorf("web build: %w", err)
+				}
+				return dir, rel, nil
+			}
+		}
+		if exists(filepath.Join(dir, ".git")) || filepath.Dir(dir) == dir {
+			return app, ".", nil
+		}
+	}
+}
+
+// resolveNext finds next's CLI the way node would from the staged app.
+func resolveNext(stageRoot, stage string) (string, bool) {
+	for dir := stage; ; dir = filepath.Dir(dir) {
+		bin := filepath.Join(dir, "node_modules", "next", "dist", "bin", "next")
+		if exists(bin) {
+			return bin, true
+		}
+		if dir == stageRoot || len(dir) <= len(stageRoot) {
+			return "", false
+		}
+	}
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
