@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/second-inc/second-release/internal/manifest"
 	"github.com/second-inc/second-release/internal/procutil"
 	"github.com/second-inc/second-release/internal/runtime"
 	"github.com/second-inc/second-release/internal/testsupport"
@@ -425,6 +427,15 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 		t.Fatalf("redis SET: %q %v", got, err)
 	}
 	pids := childPIDs(p.status(t))
+
+	// Without the control server's file, status and stop fall back to
+	// runtime.json, the lock and signals.
+	if err := os.Remove(filepath.Join(p.home, "local-control.json")); err != nil {
+		t.Fatalf("the control server did not write local-control.json: %v", err)
+	}
+	if st := p.status(t); !st.Running || service(st, "redis").Port != ports["redis"] || st.URL == "" {
+		t.Errorf("status from runtime.json: %+v", st)
+	}
 	out, errOut, code := p.run(t, nil, "stop")
 	if code != 0 || !strings.Contains(out, "stopped") {
 		t.Fatalf("stop: exit %d %q %q", code, out, errOut)
@@ -437,13 +448,28 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 		t.Errorf("status after stop: %+v", st)
 	}
 
-	p.start(t, env)
+	r = p.start(t, env)
 	st2 := p.status(t)
 	if got := service(st2, "mongo").Port; got != ports["mongo"] {
 		t.Errorf("mongo port changed across runs: %d -> %d", ports["mongo"], got)
 	}
 	if got, err := testsupport.RedisDo(fmt.Sprintf("127.0.0.1:%d", service(st2, "redis").Port), "GET", "kept"); err != nil || got != "across-restarts" {
 		t.Errorf("redis lost data across a restart: %q %v", got, err)
+	}
+
+	// reset --yes stops the running runtime first, then deletes.
+	out, errOut, code = p.run(t, nil, "reset", "--yes")
+	if code != 0 {
+		t.Fatalf("reset --yes: exit %d %q %q", code, out, errOut)
+	}
+	if err := r.wait(t, 70*time.Second); err != nil {
+		t.Errorf("second exited with %v after reset:\n%s", err, r.out)
+	}
+	assertGone(t, childPIDs(st2), 2*time.Second)
+	for _, gone := range []string{"data", "secrets", "runtime.json"} {
+		if _, err := os.Stat(filepath.Join(p.home, gone)); !os.IsNotExist(err) {
+			t.Errorf("reset kept %s", gone)
+		}
 	}
 }
 
@@ -474,9 +500,75 @@ func TestKill9LeavesNoChildrenAndNextStartRecovers(t *testing.T) {
 	if st := p.status(t); st.Running {
 		t.Errorf("status after kill -9 says running: %+v", st)
 	}
-	p.start(t, nil)
-	if st := p.status(t); !st.Running || service(st, "web").State != "ready" {
-		t.Errorf("start after kill -9: %+v", st)
+	r2 := p.start(t, nil)
+	st2 := p.status(t)
+	if !st2.Running || service(st2, "web").State != "ready" {
+		t.Errorf("start after kill -9: %+v", st2)
+	}
+
+	// Stop through the control server this time.
+	if _, err := os.Stat(filepath.Join(p.home, "local-control.json")); err != nil {
+		t.Fatalf("no local-control.json: %v", err)
+	}
+	out, errOut, code := p.run(t, nil, "stop")
+	if code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("stop: exit %d %q %q", code, out, errOut)
+	}
+	if err := r2.wait(t, 70*time.Second); err != nil {
+		t.Errorf("second exited with %v after stop:\n%s", err, r2.out)
+	}
+	assertGone(t, childPIDs(st2), 2*time.Second)
+	if !strings.Contains(p.log("supervisor"), "stop requested") {
+		t.Error("the stop did not go through the control server")
+	}
+}
+
+func TestDoctorCommand(t *testing.T) {
+	p := newPayload(t, "")
+	m := &manifest.Manifest{Name: "@second-inc/cli-local-test", Version: "1.0.0", Files: map[string]manifest.File{}}
+	err := filepath.WalkDir(p.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		sum, size, err := manifest.HashFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(p.root, path)
+		m.Files[filepath.ToSlash(rel)] = manifest.File{SHA256: sum, Size: size, Mode: "0644"}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.Marshal()
+	if err := os.WriteFile(filepath.Join(p.root, "manifest.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := p.run(t, nil, "doctor")
+	if !strings.Contains(out, "all ") || !strings.Contains(out, "match manifest.json") {
+		t.Errorf("doctor on an intact payload:\n%s", out)
+	}
+	if !strings.Contains(out, "problem  mongod") || code != 1 {
+		t.Errorf("doctor without mongod: exit %d\n%s", code, out)
+	}
+	if err := os.WriteFile(filepath.Join(p.webDir, "server.js"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = p.run(t, nil, "doctor", "--json")
+	var rs []struct{ Name, Status, Detail, Fix string }
+	if err := json.Unmarshal([]byte(out), &rs); err != nil {
+		t.Fatalf("doctor --json: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, r := range rs {
+		got[r.Name] = r.Status + ": " + r.Detail
+	}
+	if !strings.HasPrefix(got["payload"], "problem") || !strings.Contains(got["payload"], "dist/web/server.js changed") {
+		t.Errorf("payload check: %q", got["payload"])
+	}
+	if !strings.HasPrefix(got["redis-server"], "ok") || !strings.HasPrefix(got["node"], "ok") || code != 1 {
+		t.Errorf("exit %d, checks %v", code, got)
 	}
 }
 

@@ -151,10 +151,7 @@ func (rt *Runtime) Run(ctx context.Context) (err error) {
 	if err := prepareHome(l); err != nil {
 		return err
 	}
-	lock, err := state.TryLock(l.LockFile())
-	if errors.Is(err, state.ErrLocked) {
-		return rt.alreadyRunning(ctx)
-	}
+	lock, err := rt.lock(ctx)
 	if err != nil {
 		return err
 	}
@@ -285,6 +282,22 @@ func (rt *Runtime) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("stopped everything: %w", err)
 	}
 	return rt.stop(ctx)
+}
+
+// lock takes the single-instance lock. When another runtime holds it, the
+// answer is that runtime's URL once it is healthy; if it exits meanwhile
+// (it was stopping), the lock is tried again.
+func (rt *Runtime) lock(ctx context.Context) (*state.Lock, error) {
+	for attempt := 0; ; attempt++ {
+		lock, err := state.TryLock(rt.opts.Layout.LockFile())
+		if !errors.Is(err, state.ErrLocked) {
+			return lock, err
+		}
+		err = rt.alreadyRunning(ctx)
+		if !errors.Is(err, errHolderExited) || attempt == 2 {
+			return nil, err
+		}
+	}
 }
 
 func (rt *Runtime) stop(ctx context.Context) error {

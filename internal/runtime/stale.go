@@ -98,6 +98,9 @@ func cwdOf(pid int) string {
 	return d
 }
 
+// errHolderExited: the lock holder went away while we waited for it.
+var errHolderExited = errors.New("another second runtime exited while this one was starting; run the command again")
+
 // alreadyRunning handles a held lock: wait (bounded) for the holder to be
 // ready, then report its URL.
 func (rt *Runtime) alreadyRunning(ctx context.Context) error {
@@ -120,7 +123,7 @@ func (rt *Runtime) alreadyRunning(ctx context.Context) error {
 			}
 		}
 		if !state.Held(l.LockFile()) {
-			return errors.New("another second runtime just exited while this one was starting; run the command again")
+			return errHolderExited
 		}
 		if time.Now().After(deadline) {
 			pid := state.Holder(l.LockFile())
