@@ -193,3 +193,25 @@ func TestRetargetUnresolvableVariantFails(t *testing.T) {
 		t.Fatalf("err = %v, want an error saying the variant cannot be derived", err)
 	}
 }
+
+func TestWorkspaceRoot(t *testing.T) {
+	base := t.TempDir()
+	writeFiles(t, base, map[string]string{
+		"mono/package.json":                  `{"private":true,"workspaces":["apps/*"]}`,
+		"mono/apps/web/package.json":         `{"name":"web"}`,
+		"mono/apps/locked/package.json":      `{"name":"locked"}`,
+		"mono/apps/locked/package-lock.json": `{}`,
+		"plain/app/package.json":             `{"name":"app"}`,
+		"plain/package.json":                 `{"name":"not-a-workspace"}`,
+	})
+	for _, tc := range []struct{ app, root, rel string }{
+		{"mono/apps/web", "mono", "apps/web"},
+		{"mono/apps/locked", "mono/apps/locked", "."},
+		{"plain/app", "plain/app", "."},
+	} {
+		root, rel, err := WorkspaceRoot(filepath.Join(base, tc.app))
+		if err != nil || root != filepath.Join(base, tc.root) || rel != filepath.FromSlash(tc.rel) {
+			t.Errorf("WorkspaceRoot(%s) = %s, %s, %v; want %s, %s", tc.app, root, rel, err, tc.root, tc.rel)
+		}
+	}
+}

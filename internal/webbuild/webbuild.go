@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/second-inc/second-release/internal/nodemods"
 	"github.com/second-inc/second-release/internal/nodemods/tree"
 )
 
@@ -62,9 +63,9 @@ func Build(ctx context.Context, o Options) error {
 
 	// An app inside an npm workspace is staged with its workspace root,
 	// whose lock file pins it and whose packages it may import.
-	root, rel, err := workspaceRoot(o.AppDir)
+	root, rel, err := nodemods.WorkspaceRoot(o.AppDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("web build: %w", err)
 	}
 	stageRoot := o.StageDir
 	stage := filepath.Join(stageRoot, rel) // the staged app
@@ -359,34 +360,6 @@ func replaceEverywhere(root string, pairs map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// workspaceRoot finds the npm workspace an app without its own lock file
-// belongs to: the nearest parent whose package.json declares workspaces
-// (stopping at a git repository's top). It returns the dir to stage and the
-// app's path inside it ("." for a standalone app).
-func workspaceRoot(app string) (string, string, error) {
-	if exists(filepath.Join(app, "package-lock.json")) || exists(filepath.Join(app, "npm-shrinkwrap.json")) {
-		return app, ".", nil
-	}
-	for dir := filepath.Dir(app); ; dir = filepath.Dir(dir) {
-		data, err := os.ReadFile(filepath.Join(dir, "package.json"))
-		if err == nil {
-			var pj struct {
-				Workspaces json.RawMessage `json:"workspaces"`
-			}
-			if json.Unmarshal(data, &pj) == nil && len(pj.Workspaces) > 0 && string(pj.Workspaces) != "null" {
-				rel, err := filepath.Rel(dir, app)
-				if err != nil {
-					return "", "", fmt.Errorf("web build: %w", err)
-				}
-				return dir, rel, nil
-			}
-		}
-		if exists(filepath.Join(dir, ".git")) || filepath.Dir(dir) == dir {
-			return app, ".", nil
-		}
-	}
 }
 
 // resolveNext finds next's CLI the way node would from the staged app.

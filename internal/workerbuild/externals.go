@@ -13,10 +13,10 @@ import (
 )
 
 // copyExternals copies the named packages and everything they depend on from
-// stage/node_modules to out/node_modules, keeping each package's place in
-// the node_modules hierarchy so Node resolves them as it did in the stage.
-func copyExternals(stage, out string, names []string) error {
-	root := filepath.Join(stage, "node_modules")
+// the stage to out/node_modules, keeping each package's place in the
+// node_modules hierarchy so Node resolves them from worker.mjs as it did
+// from the app (app is the worker's path in a staged workspace, else ".").
+func copyExternals(stage, app, out string, names []string) error {
 	seen := map[string]bool{}
 	type want struct {
 		name, from string // resolve name starting at directory from
@@ -24,7 +24,7 @@ func copyExternals(stage, out string, names []string) error {
 	}
 	queue := make([]want, 0, len(names))
 	for _, n := range names {
-		queue = append(queue, want{name: n, from: stage})
+		queue = append(queue, want{name: n, from: filepath.Join(stage, app)})
 	}
 	var dirs []string
 	for len(queue) > 0 {
@@ -61,13 +61,25 @@ func copyExternals(stage, out string, names []string) error {
 		}
 	}
 	sort.Strings(dirs)
+	dest := map[string]string{} // out path -> staged dir
 	for _, dir := range dirs {
-		r, err := filepath.Rel(root, dir)
-		if err != nil || strings.HasPrefix(r, "..") {
-			return fmt.Errorf("external package at %s lies outside node_modules", dir)
+		r, err := filepath.Rel(stage, dir)
+		if err != nil {
+			return err
 		}
+		r = filepath.ToSlash(r)
+		if app != "." {
+			r = strings.TrimPrefix(r, filepath.ToSlash(app)+"/") // the app's own node_modules move up with it
+		}
+		if !strings.HasPrefix(r, "node_modules/") {
+			return fmt.Errorf("external package at %s lies outside node_modules", r)
+		}
+		if prev, ok := dest[r]; ok {
+			return fmt.Errorf("two versions of external package %s (%s and %s) would land in the same place", r, rel(stage, prev), rel(stage, dir))
+		}
+		dest[r] = dir
 		// Nested node_modules are copied when something resolves into them.
-		err = tree.Copy(dir, filepath.Join(out, "node_modules", r), tree.CopyOptions{Skip: func(p string, d fs.DirEntry) bool {
+		err = tree.Copy(dir, filepath.Join(out, filepath.FromSlash(r)), tree.CopyOptions{Skip: func(p string, d fs.DirEntry) bool {
 			return d.IsDir() && p == "node_modules"
 		}})
 		if err != nil {

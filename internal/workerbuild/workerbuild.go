@@ -50,16 +50,23 @@ func Build(ctx context.Context, o Options) error {
 		return err
 	}
 	start := time.Now()
+	// A worker inside an npm workspace is staged with its workspace root,
+	// whose lock file pins it and whose packages it may import.
+	root, rel, err := nodemods.WorkspaceRoot(o.AppDir)
+	if err != nil {
+		return fmt.Errorf("worker build: %w", err)
+	}
 	stage, err := os.MkdirTemp("", "second-workerbuild-")
 	if err != nil {
 		return fmt.Errorf("worker build: %w", err)
 	}
 	defer os.RemoveAll(stage)
-	err = tree.Copy(o.AppDir, stage, tree.CopyOptions{Skip: func(rel string, d fs.DirEntry) bool {
-		return d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git")
+	err = tree.Copy(root, stage, tree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
+		return (d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git" || d.Name() == ".next")) ||
+			filepath.Join(root, filepath.FromSlash(r)) == o.OutDir
 	}})
 	if err != nil {
-		return fmt.Errorf("worker build: stage %s: %w", o.AppDir, err)
+		return fmt.Errorf("worker build: stage %s: %w", root, err)
 	}
 	if err := installDeps(ctx, o, stage); err != nil {
 		return err
@@ -72,7 +79,7 @@ func Build(ctx context.Context, o Options) error {
 	if len(external) > 0 {
 		o.Log.Info("keeping native packages external", "packages", strings.Join(external, ", "))
 	}
-	code, used, err := bundle(stage, o.Entry, external)
+	code, used, err := bundle(stage, filepath.Join(rel, o.Entry), external)
 	if err != nil {
 		return fmt.Errorf("worker build: bundle %s: %w", filepath.Join(o.AppDir, o.Entry), err)
 	}
@@ -82,7 +89,7 @@ func Build(ctx context.Context, o Options) error {
 	if err := os.WriteFile(filepath.Join(o.OutDir, "worker.mjs"), code, 0o644); err != nil {
 		return fmt.Errorf("worker build: %w", err)
 	}
-	if err := copyExternals(stage, o.OutDir, used); err != nil {
+	if err := copyExternals(stage, rel, o.OutDir, used); err != nil {
 		return fmt.Errorf("worker build: %w", err)
 	}
 	if err := tree.Dereference(o.OutDir); err != nil {

@@ -213,3 +213,42 @@ func write(t *testing.T, dir, name, data string) {
 		t.Fatal(err)
 	}
 }
+
+// A worker inside an npm workspace (like the product's apps/worker): the
+// workspace package it imports is bundled, sharp stays external, and the
+// result runs from the output dir alone.
+func TestBuildWorkspaceWorker(t *testing.T) {
+	requireNode(t)
+	if host, err := platform.Host(); err != nil || host.ID != "linux-x64" {
+		t.Skip("fixture expectations are for a linux-x64 build host")
+	}
+	root := filepath.Join(t.TempDir(), "mono")
+	write(t, root, "package.json", `{"name":"mono","private":true,"workspaces":["apps/*","packages/*"]}`)
+	write(t, root, "packages/util/package.json", `{"name":"@ex/util","version":"1.0.0","main":"index.js"}`)
+	write(t, root, "packages/util/index.js", `const os = require("os"); exports.hello = () => "hello from util on " + typeof os.platform();`+"\n")
+	write(t, root, "apps/worker/package.json", `{"name":"@ex/worker","private":true,"type":"module","dependencies":{"@ex/util":"1.0.0","sharp":"0.35.5"}}`)
+	write(t, root, "apps/worker/src/index.mjs", `import http from "node:http";
+import sharp from "sharp";
+import { hello } from "@ex/util";
+const png = await sharp({ create: { width: 1, height: 1, channels: 3, background: "#000" } }).png().toBuffer();
+http.createServer((req, res) => res.end(JSON.stringify({ ok: true, hello: hello(), png: png.length })))
+  .listen(Number(process.env.PORT), "127.0.0.1");
+`)
+	out := filepath.Join(t.TempDir(), "worker")
+	if err := Build(context.Background(), Options{AppDir: filepath.Join(root, "apps", "worker"), OutDir: out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "node_modules", "sharp", "package.json")); err != nil {
+		t.Errorf("sharp not copied next to the bundle: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "node_modules", "@ex")); !os.IsNotExist(err) {
+		t.Errorf("the workspace package should be bundled, not copied")
+	}
+	status, body := startNode(t, out)
+	if status != 200 || !strings.Contains(string(body), "hello from util on string") || !strings.Contains(string(body), `"png":`) {
+		t.Fatalf("GET /health = %d %s", status, body)
+	}
+	if _, err := os.Stat(filepath.Join(root, "node_modules")); !os.IsNotExist(err) {
+		t.Errorf("the workspace was modified (node_modules created)")
+	}
+}
