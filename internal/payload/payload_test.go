@@ -22,7 +22,7 @@ type fixture struct {
 	web, worker, runtime, binary string
 }
 
-func writeFile(t *testing.T, p, content string, mode os.FileMode) {
+func writeFile(t testing.TB, p, content string, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
