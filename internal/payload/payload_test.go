@@ -2,6 +2,8 @@ package payload
 
 import (
 	"context"
+	"crypto/sha512"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -302,5 +304,42 @@ func TestPackedPayloadInstallsWithNPM(t *testing.T) {
 	st, err := os.Stat(filepath.Join(installed, "bin", "second"))
 	if err != nil || st.Mode().Perm()&0o111 == 0 {
 		t.Errorf("bin/second not executable after install: %v %v", st, err)
+	}
+}
+
+// TestAssemblePackReproducible builds the same payload twice from copies of
+// the inputs in different temp dirs, at different times and file orders,
+// and expects byte-identical tarballs.
+func TestAssemblePackReproducible(t *testing.T) {
+	p, _ := platform.Parse("darwin-arm64")
+	var sums []string
+	for i := 0; i < 2; i++ {
+		f := newFixture(t)
+		if i == 1 { // different on-disk times must not leak into the tarball
+			old := time.Now().Add(-48 * time.Hour)
+			filepath.Walk(f.web, func(p string, _ os.FileInfo, err error) error {
+				if err == nil {
+					os.Chtimes(p, old, old)
+				}
+				return err
+			})
+		}
+		o := f.options(t, p)
+		if _, _, err := Assemble(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "p.tgz")
+		if err := pack.Tarball(context.Background(), o.Dir, out, o.SourceDateEpoch); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sha512.Sum512(b)
+		sums = append(sums, hex.EncodeToString(s[:]))
+	}
+	if sums[0] != sums[1] {
+		t.Fatalf("two builds of the same inputs differ:\n%s\n%s", sums[0], sums[1])
 	}
 }

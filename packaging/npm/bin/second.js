@@ -13,6 +13,7 @@ const path = require('node:path');
 
 const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const PROGRESS_INTERVAL_MS = 10_000;
+const STALE_TEMP_MS = 60 * 60 * 1000;
 
 // LauncherError is a failure explained to the user; anything else is a bug.
 class LauncherError extends Error {}
@@ -137,6 +138,21 @@ function removeQuietly(dir) {
   }
 }
 
+// pruneStaleTemps removes temp dirs that a killed install (SIGKILL, power
+// loss) left behind; an hour is far longer than any live install takes.
+function pruneStaleTemps(parent, base) {
+  const cutoff = Date.now() - STALE_TEMP_MS;
+  for (const entry of fs.readdirSync(parent)) {
+    if (!entry.startsWith(`.${base}.tmp-`)) continue;
+    const dir = path.join(parent, entry);
+    try {
+      if (fs.statSync(dir).mtimeMs < cutoff) removeQuietly(dir);
+    } catch {
+      // gone already
+    }
+  }
+}
+
 // install runs `npm install --prefix <tmp> <spec>` with the user's own npm
 // configuration, checks the result, and renames it into place so an
 // interrupted install never leaves a half payload where the launcher looks.
@@ -144,6 +160,7 @@ function install({ spec, name, prefix, want, pkg, id, env, log }) {
   return new Promise((resolve, reject) => {
     const parent = path.dirname(prefix);
     fs.mkdirSync(parent, { recursive: true });
+    pruneStaleTemps(parent, path.basename(prefix));
     const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(prefix)}.tmp-`));
     const started = Date.now();
     log(`second: installing ${spec} for ${id} (first run of this version; this can take a minute)`);

@@ -20,7 +20,21 @@ test('installs the payload with npm, shows progress, renames it into place, then
   const bin = makeLauncher(path.join(root, 'cli'), hostPayloads(digest));
   const env = baseEnv(root, { SECOND_CLI_PAYLOAD_PACKAGE: tgz });
 
+  // A temp dir left by an install killed long ago is cleaned up; a fresh
+  // one (maybe a concurrent install) is not touched.
+  const scope = path.join(root, 'home', '.second', 'cli-payloads', PAYLOAD.split('/')[0]);
+  const base = `${PAYLOAD.split('/')[1]}@${VERSION}`;
+  const stale = path.join(scope, `.${base}.tmp-old`);
+  const fresh = path.join(scope, `.${base}.tmp-new`);
+  fs.mkdirSync(stale, { recursive: true });
+  fs.mkdirSync(fresh, { recursive: true });
+  const longAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+  fs.utimesSync(stale, longAgo, longAgo);
+
   const first = await runLauncher(bin, ['version'], env);
+  assert.ok(!fs.existsSync(stale), 'stale temp dir kept');
+  assert.ok(fs.existsSync(fresh), 'fresh temp dir removed');
+  fs.rmSync(fresh, { recursive: true });
   assert.equal(first.code, 0, first.stderr);
   assert.match(first.stderr, /second: installing .*\.tgz for /);
   assert.match(first.stderr, /second: installed .* in [0-9.]+s/);
