@@ -138,6 +138,12 @@ function removeQuietly(dir) {
   }
 }
 
+// redact hides credentials a spec URL may carry (https://user:token@host/…)
+// before it is printed.
+function redact(spec) {
+  return String(spec).replace(/\/\/[^/@\s]*@/, '//***@');
+}
+
 // pruneStaleTemps removes temp dirs that a killed install (SIGKILL, power
 // loss) left behind; an hour is far longer than any live install takes.
 function pruneStaleTemps(parent, base) {
@@ -157,27 +163,26 @@ function pruneStaleTemps(parent, base) {
 // configuration, checks the result, and renames it into place so an
 // interrupted install never leaves a half payload where the launcher looks.
 function install({ spec, name, prefix, want, pkg, id, env, log }) {
+  const shown = redact(spec);
   return new Promise((resolve, reject) => {
     const parent = path.dirname(prefix);
     fs.mkdirSync(parent, { recursive: true });
     pruneStaleTemps(parent, path.basename(prefix));
     const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(prefix)}.tmp-`));
     const started = Date.now();
-    log(`second: installing ${spec} for ${id} (first run of this version; this can take a minute)`);
+    log(`second: installing ${shown} for ${id} (first run of this version; this can take a minute)`);
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const args = ['install', '--prefix', tmp, '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel', 'warn', spec];
     const child = childProcess.spawn(npm, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
 
-    let tail = '';
     const relay = (chunk) => {
       const text = chunk.toString();
-      tail = (tail + text).slice(-4000);
       for (const line of text.split('\n')) if (line.trim()) log(`  npm: ${line.trimEnd()}`);
     };
     child.stdout.on('data', relay);
     child.stderr.on('data', relay);
     const ticker = setInterval(() => {
-      log(`second: still installing ${spec} (${Math.round((Date.now() - started) / 1000)}s)`);
+      log(`second: still installing ${shown} (${Math.round((Date.now() - started) / 1000)}s)`);
     }, PROGRESS_INTERVAL_MS);
 
     // An interrupted install must not leave its temp dir behind.
@@ -198,13 +203,13 @@ function install({ spec, name, prefix, want, pkg, id, env, log }) {
     };
 
     child.on('error', (err) => {
-      done(new LauncherError(`cannot run ${npm} to install ${spec}: ${err.message}. Install Node.js with npm, or set SECOND_CLI_PAYLOAD_DIR.`));
+      done(new LauncherError(`cannot run ${npm} to install ${shown}: ${err.message}. Install Node.js with npm, or set SECOND_CLI_PAYLOAD_DIR.`));
     });
     child.on('close', (code, signal) => {
       if (code !== 0) {
         done(
           new LauncherError(
-            `npm install ${spec} failed (${signal ? `signal ${signal}` : `exit ${code}`}). ` +
+            `npm install ${shown} failed (${signal ? `signal ${signal}` : `exit ${code}`}). ` +
               'Check your network and npm login (`npm whoami`; restricted packages need access to the scope).',
           ),
         );
@@ -213,7 +218,7 @@ function install({ spec, name, prefix, want, pkg, id, env, log }) {
       const installed = packageDir(tmp, name);
       try {
         if (!fs.existsSync(path.join(installed, 'package.json'))) {
-          throw new LauncherError(`npm install ${spec} did not install ${name} (is the spec right?)`);
+          throw new LauncherError(`npm install ${shown} did not install ${name} (is the spec right?)`);
         }
         verifyManifest(installed, want, {
           pkg,
@@ -231,7 +236,7 @@ function install({ spec, name, prefix, want, pkg, id, env, log }) {
         done(err);
         return;
       }
-      log(`second: installed ${spec} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      log(`second: installed ${shown} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
       done(null, packageDir(prefix, name));
     });
   });
@@ -334,4 +339,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { LauncherError, usage, platformId, resolvePayload, secondHome, installRoot, packageDir, verifyManifest };
+module.exports = { LauncherError, redact, usage, platformId, resolvePayload, secondHome, installRoot, packageDir, verifyManifest };

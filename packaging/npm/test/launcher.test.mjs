@@ -47,6 +47,8 @@ test('platform map: known ids resolve, Windows points to WSL2', () => {
   assert.throws(() => launcher.resolvePayload(pkg, 'freebsd-x64'), /does not support this platform \(freebsd-x64\)/);
   assert.throws(() => launcher.resolvePayload({ ...pkg, secondPayloads: {} }, 'linux-x64'), /SECOND_CLI_PAYLOAD_DIR/);
   assert.equal(launcher.installRoot('/h', '@s/p', '1.0.0'), path.join('/h', 'cli-payloads', '@s/p@1.0.0'));
+  assert.equal(launcher.redact('https://me:s3cret@npm.example.com/p.tgz'), 'https://***@npm.example.com/p.tgz');
+  assert.equal(launcher.redact('@second-inc/cli-local-linux-x64@1.2.3'), '@second-inc/cli-local-linux-x64@1.2.3');
 });
 
 test('SECOND_CLI_PAYLOAD_DIR: verified payload runs with args, env and exit code', async (t) => {
