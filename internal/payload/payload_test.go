@@ -19,6 +19,9 @@ import (
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 
+// longName is a web file whose name no USTAR header can hold.
+var longName = ".next/server/chunks/" + strings.Repeat("a-very-long-chunk-name-", 6) + ".js"
+
 // fixture is a set of already built inputs for one payload.
 type fixture struct {
 	web, worker, runtime, binary string
@@ -58,6 +61,7 @@ func newFixture(t *testing.T) fixture {
 		"node_modules/next/.gitignore":              "node_modules\n", // dropped
 		"node_modules/styled-jsx/dist/.npmignore":   "x\n",            // dropped
 		"node_modules/deep/node_modules/x/index.js": "1\n",
+		longName: "long\n", // needs a PAX header in the tarball
 	} {
 		writeFile(t, filepath.Join(f.web, filepath.FromSlash(rel)), content, 0o644)
 	}
@@ -107,6 +111,7 @@ func TestAssembleLayoutAndManifest(t *testing.T) {
 				"dist/runtime/bin/redis-server",
 				"dist/runtime/lib/libssl.3.dylib",
 				"dist/web/.next/BUILD_ID",
+				"dist/web/" + longName,
 				"dist/web/.next/static/chunks/main.js",
 				"dist/web/node_modules/@img/sharp/lib/index.js",
 				"dist/web/node_modules/deep/node_modules/x/index.js",
@@ -296,7 +301,7 @@ func TestPackedPayloadInstallsWithNPM(t *testing.T) {
 	if len(problems) > 0 {
 		t.Errorf("installed payload does not match its manifest: %+v", problems)
 	}
-	for _, rel := range []string{"dist/web/node_modules/next/dist/server/next.js", "dist/web/node_modules/deep/node_modules/x/index.js", "dist/worker/node_modules/native/build/Release/addon.js"} {
+	for _, rel := range []string{"dist/web/" + longName, "dist/web/node_modules/next/dist/server/next.js", "dist/web/node_modules/deep/node_modules/x/index.js", "dist/worker/node_modules/native/build/Release/addon.js"} {
 		if _, ok := im.Files[rel]; !ok {
 			t.Errorf("manifest lacks %s", rel)
 		}
