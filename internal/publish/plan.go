@@ -105,9 +105,22 @@ func MakePlan(ctx context.Context, o PlanOptions) (*ReleasePlan, error) {
 	if !p.Built {
 		p.Steps = append(p.Steps, fmt.Sprintf("build %s for %s into %s", o.Version, strings.Join(o.Platforms, ", "), o.Publish.Dist))
 	}
-	p.Steps = append(p.Steps,
-		fmt.Sprintf("publish %d payload(s) under the staging tag, then check each is visible", len(o.Platforms)),
-		"publish the launcher "+cfg.LauncherName()+"@"+o.Version)
+	toPublish, launcherToo := 0, false
+	for _, pp := range p.Packages {
+		if pp.Action == "publish" || pp.Action == "unknown" {
+			if pp.Kind == artifact.KindLauncher {
+				launcherToo = true
+			} else {
+				toPublish++
+			}
+		}
+	}
+	if toPublish > 0 {
+		p.Steps = append(p.Steps, fmt.Sprintf("publish %d payload(s) under the staging tag %q, then check each is visible with its integrity", toPublish, DefaultStagingTag))
+	}
+	if launcherToo {
+		p.Steps = append(p.Steps, "publish the launcher "+cfg.LauncherName()+"@"+o.Version+" (only once every payload is visible)")
+	}
 	if o.Images {
 		p.Steps = append(p.Steps, "build, push, sign and verify the images")
 	}

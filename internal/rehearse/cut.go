@@ -156,7 +156,21 @@ func Cut(ctx context.Context, o CutOptions) (*CutState, error) {
 			return "", o.Verify(ctx)
 		}},
 		{"tags", func(ctx context.Context) (string, error) {
+			// This run finds every package in; show what the publish step did.
+			before := map[string]string{}
+			if st.Ledger != nil {
+				for _, e := range st.Ledger.Packages {
+					before[e.Name] = e.State
+				}
+			}
 			l, err := publish.Run(ctx, pub)
+			if l != nil {
+				for i := range l.Packages {
+					if before[l.Packages[i].Name] == publish.StatePublished {
+						l.Packages[i].State = publish.StatePublished
+					}
+				}
+			}
 			st.Ledger = l
 			if err != nil {
 				return "", err
