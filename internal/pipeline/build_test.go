@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -19,11 +18,10 @@ import (
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 
-// clone makes a fresh clone of the repository's HEAD, the way CI and a
-// release engineer start: what is not committed is not built.
-func clone(t *testing.T, dir string) string {
+// clone makes a fresh clone of root's HEAD, the way CI and a release
+// engineer start: what is not committed is not built.
+func clone(t *testing.T, root, dir string) string {
 	t.Helper()
-	root := testsupport.RepoRoot(t)
 	dst := filepath.Join(dir, "repo")
 	if out, err := exec.Command("git", "clone", "-q", root, dst).CombinedOutput(); err != nil {
 		t.Fatalf("git clone: %v\n%s", err, out)
@@ -62,9 +60,11 @@ func TestBuildReproducibleAndRuns(t *testing.T) {
 	if err != nil {
 		t.Skipf("host %s/%s is not a payload platform", runtime.GOOS, runtime.GOARCH)
 	}
-	a := buildClone(t, clone(t, t.TempDir()), nil)
+	repoA := clone(t, testsupport.RepoRoot(t), t.TempDir())
+	repoB := clone(t, repoA, t.TempDir()) // the same commit, whatever lands meanwhile
+	a := buildClone(t, repoA, nil)
 	time.Sleep(1100 * time.Millisecond) // a different wall-clock second for the second build
-	b := buildClone(t, clone(t, t.TempDir()), nil)
+	b := buildClone(t, repoB, nil)
 
 	t.Run("all four payloads and the launcher", func(t *testing.T) {
 		if got := len(a.Release.Filter(artifact.KindPayload)); got != len(platform.All) {
@@ -178,5 +178,3 @@ func withoutEnv(env []string, names ...string) []string {
 	}
 	return out
 }
-
-var _ = io.Discard

@@ -51,10 +51,11 @@ func (workerStep) String() string { return "worker" }
 func (workerStep) Run(ctx context.Context, c *Context) error {
 	c.WorkerDir = filepath.Join(c.Stage, "host", "worker")
 	return workerbuild.Build(ctx, workerbuild.Options{
-		AppDir: c.Config.Path(c.Config.Apps.Worker),
-		Entry:  c.Config.Apps.WorkerEntry,
-		OutDir: c.WorkerDir,
-		Log:    c.Log,
+		AppDir:          c.Config.Path(c.Config.Apps.Worker),
+		Entry:           c.Config.Apps.WorkerEntry,
+		OutDir:          c.WorkerDir,
+		SourceDateEpoch: c.Epoch,
+		Log:             c.Log,
 	})
 }
 
@@ -194,11 +195,12 @@ func (launcherStep) Run(ctx context.Context, c *Context) error {
 	}
 	c.Launcher = Package{Name: c.Config.LauncherName(), Dir: filepath.Join(c.Stage, "npm", "launcher")}
 	return launcher.Assemble(ctx, launcher.Options{
-		TemplateDir: filepath.Join(packagingDir(c), "npm"),
-		Dir:         c.Launcher.Dir,
-		Name:        c.Launcher.Name,
-		Version:     c.Version.String(),
-		Payloads:    pls,
+		TemplateDir:     filepath.Join(packagingDir(c), "npm"),
+		Dir:             c.Launcher.Dir,
+		Name:            c.Launcher.Name,
+		Version:         c.Version.String(),
+		Payloads:        pls,
+		SourceDateEpoch: c.Epoch,
 	})
 }
 
