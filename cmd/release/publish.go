@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,10 +91,14 @@ again after any failure to finish.`,
 				return err
 			}
 			l, err := publish.Run(cmd.Context(), f.options(cfg, g, cmd.ErrOrStderr()))
-			if l != nil {
+			switch {
+			case l != nil:
 				if eerr := g.emit(cmd.OutOrStdout(), l, l.WriteTable); eerr != nil {
 					return eerr
 				}
+			case err != nil && g.json:
+				var refusal *publish.RefusalError
+				_ = g.emit(cmd.OutOrStdout(), map[string]any{"error": err.Error(), "refused": errors.As(err, &refusal)}, nil)
 			}
 			return err
 		},

@@ -56,7 +56,7 @@ type Options struct {
 	Env []string
 	// ProjectDir holds a project .npmrc (npm's working directory).
 	ProjectDir string
-	// Registry and Uploader replace the real HTTP reader and npm CLI (tests).
+	// Reader and Uploader replace the real HTTP reader and npm CLI (tests).
 	Reader   Registry
 	Uploader Uploader
 	// NPMBin is the npm executable for the default Uploader.
@@ -101,14 +101,12 @@ type run struct {
 }
 
 // Run publishes the release. The ledger it returns (also written to
-// dist/publish-state.json unless nothing could be planned) says what
-// happened to each package, even when err is not nil.
+// dist/publish-state.json) says what happened to each package, even when err
+// is not nil; it is nil when the preflight refused (nothing was published).
 func Run(ctx context.Context, opts Options) (*Ledger, error) {
 	r, err := prepare(ctx, opts, true)
 	if err != nil {
-		if r != nil && r.ledger != nil {
-			return r.ledger, err
-		}
+		// A refusal: nothing happened, so there is no ledger to show.
 		return nil, err
 	}
 	if opts.DryRun {

@@ -347,7 +347,11 @@ func lastLines(s string, n int) string {
 
 // WriteTable prints the rehearsal summary.
 func (r *Report) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "rehearsal of %s\n", r.Version)
+	if r.Version != "" {
+		fmt.Fprintf(w, "rehearsal of %s\n", r.Version)
+	} else {
+		fmt.Fprintln(w, "rehearsal")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tRESULT\tTIME\tDETAIL")
 	for _, c := range r.Checks {
