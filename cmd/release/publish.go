@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/config"
 	"github.com/second-inc/second-release/internal/publish"
 )
@@ -90,7 +91,11 @@ again after any failure to finish.`,
 			if err != nil {
 				return err
 			}
-			l, err := publish.Run(cmd.Context(), f.options(cfg, g, cmd.ErrOrStderr()))
+			o := f.options(cfg, g, cmd.ErrOrStderr())
+			l, err := publish.Run(cmd.Context(), o)
+			if err == nil && !o.DryRun {
+				err = signIfConfigured(cmd.Context(), g, cfg, o.Dist, cmd.ErrOrStderr())
+			}
 			switch {
 			case l != nil:
 				if eerr := g.emit(cmd.OutOrStdout(), l, l.WriteTable); eerr != nil {
@@ -105,4 +110,18 @@ again after any failure to finish.`,
 	}
 	f.register(cmd, true)
 	return cmd
+}
+
+// signIfConfigured signs the pushed images dist/release.json lists when
+// release.yaml sets sign.key and images.repository (contract §8: publish also
+// signs when configured). Signing again adds nothing, so reruns are safe.
+func signIfConfigured(ctx context.Context, g *globals, cfg *config.Config, dist string, w io.Writer) error {
+	if cfg.Sign.Key == "" || cfg.Images.Repository == "" || !hasSubcommand(g, "sign") {
+		return nil
+	}
+	rel, err := artifact.Read(dist)
+	if err != nil || len(rel.Filter(artifact.KindImage)) == 0 {
+		return nil // no images pushed yet: `release images --push` first, or `release cut`
+	}
+	return runSubcommand(ctx, g, w, "sign", "--key", cfg.Path(cfg.Sign.Key), "--images", cfg.Images.Repository, "--out", dist)
 }
