@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/second-inc/second-release/internal/artifact"
+	"github.com/second-inc/second-release/internal/config"
 	"github.com/second-inc/second-release/internal/publish"
 )
 
@@ -199,5 +200,39 @@ func TestNPMCLIErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
+	}
+}
+
+func TestMakePlan(t *testing.T) {
+	m := newMem()
+	dist := release(t, "plan", "1.0.0", "a")
+	cfg := &config.Config{Scope: "@second-inc", Launcher: "plan-cli", PayloadPrefix: "plan-cli-local"}
+	// linux-x64 is already in with other bytes; darwin-arm64 with the same bytes.
+	_, same, _, _ := artifact.Digests(filepath.Join(dist, "npm", "second-inc-plan-cli-local-darwin-arm64-1.0.0.tgz"))
+	m.pkgs["@second-inc/plan-cli-local-darwin-arm64"] = &publish.PackageInfo{Versions: map[string]string{"1.0.0": same}, DistTags: map[string]string{"latest": "0.9.0"}}
+	m.pkgs["@second-inc/plan-cli-local-linux-x64"] = &publish.PackageInfo{Versions: map[string]string{"1.0.0": "sha512-other"}, DistTags: map[string]string{}}
+	p, err := publish.MakePlan(context.Background(), publish.PlanOptions{
+		Config: cfg, Version: "1.0.0", Platforms: []string{"darwin-arm64", "linux-x64"}, Publish: memOptions(t, dist, m),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"@second-inc/plan-cli-local-darwin-arm64": "skip (already published)",
+		"@second-inc/plan-cli-local-linux-x64":    "conflict",
+		"@second-inc/plan-cli":                    "publish",
+	}
+	for _, pp := range p.Packages {
+		if pp.Action != want[pp.Name] {
+			t.Errorf("%s: %s, want %s", pp.Name, pp.Action, want[pp.Name])
+		}
+	}
+	if !p.Built || p.Tag != "latest" || p.Packages[0].TagNow != "0.9.0" {
+		t.Errorf("plan %+v", p)
+	}
+	var sb strings.Builder
+	p.WriteTable(&sb)
+	if !strings.Contains(sb.String(), "publish the launcher @second-inc/plan-cli@1.0.0") || strings.Contains(sb.String(), "build 1.0.0") {
+		t.Errorf("steps:\n%s", sb.String())
 	}
 }
