@@ -156,6 +156,8 @@ func (d *direct) run(b *testing.B) time.Duration {
 			b.Fatal(err)
 		}
 		procs = append(procs, c)
+		// Also on a failed iteration: no child may outlive the benchmark.
+		b.Cleanup(func() { _ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL) })
 	}
 	wait := func(p probe.Probe) {
 		if err := probe.Wait(ctx, p, time.Millisecond); err != nil {

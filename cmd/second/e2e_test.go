@@ -352,6 +352,15 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 				t.Errorf("web %s = %q, want %q", k, web[k], want)
 			}
 		}
+		var control struct{ URL string }
+		b, err := os.ReadFile(filepath.Join(p.home, "local-control.json"))
+		if err != nil || json.Unmarshal(b, &control) != nil || control.URL == "" {
+			t.Fatalf("local-control.json: %v %s", err, b)
+		}
+		ctlToken, _ := os.ReadFile(filepath.Join(p.home, "secrets", "local-control-token"))
+		if web["SECOND_LOCAL_CLI_URL"] != control.URL || web["SECOND_LOCAL_CLI_TOKEN"] != strings.TrimSpace(string(ctlToken)) {
+			t.Errorf("web does not get the control server's URL and token: %q", web["SECOND_LOCAL_CLI_URL"])
+		}
 		if _, ok := web["NEXT_PUBLIC_LEAK"]; ok {
 			t.Error("the user's NEXT_PUBLIC_LEAK reached the web server")
 		}

@@ -55,7 +55,9 @@ func main() {
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "second:", err)
-		var exit interface{ ExitCode() int }
+		// Only our own exitError picks the status: a child's *exec.ExitError
+		// deep in the chain must not become second's exit code.
+		var exit exitError
 		if errors.As(err, &exit) {
 			os.Exit(exit.ExitCode())
 		}
