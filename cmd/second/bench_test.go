@@ -23,10 +23,11 @@ import (
 
 	"github.com/second-inc/second-release/internal/mongoready"
 	"github.com/second-inc/second-release/internal/probe"
+	"github.com/second-inc/second-release/internal/testsupport"
 )
 
 func BenchmarkStartToReady(b *testing.B) {
-	mongod := benchMongod(b)
+	mongod := testsupport.MongodPath(b)
 	p := newPayload(b, mongod)
 	direct := newDirect(b, p, mongod)
 	var secondTotal, directTotal time.Duration
@@ -41,7 +42,7 @@ func BenchmarkStartToReady(b *testing.B) {
 }
 
 func BenchmarkSteadyStateRSS(b *testing.B) {
-	mongod := benchMongod(b)
+	mongod := testsupport.MongodPath(b)
 	p := newPayload(b, mongod)
 	cmd := exec.Command(p.bin, "start", "--no-open", "--home", p.home)
 	cmd.Env = p.env()
@@ -60,17 +61,6 @@ func BenchmarkSteadyStateRSS(b *testing.B) {
 		}
 	}
 	b.ReportMetric(max, "rss-MB")
-}
-
-func benchMongod(b *testing.B) string {
-	if p := os.Getenv("SECOND_TEST_MONGOD"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("mongod"); err == nil {
-		return p
-	}
-	b.Skip("needs a mongod: put mongod on PATH or set SECOND_TEST_MONGOD=/path/to/mongod")
-	return ""
 }
 
 func waitFor(b *testing.B, out *lockedBuf, what string, within time.Duration) {

@@ -51,19 +51,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// mongodForTests finds a mongod or skips naming exactly what is needed.
-func mongodForTests(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SECOND_TEST_MONGOD"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("mongod"); err == nil {
-		return p
-	}
-	t.Skip("needs a mongod: put mongod on PATH or set SECOND_TEST_MONGOD=/path/to/mongod")
-	return ""
-}
-
 // payload is a payload package laid out like contract §2 in a temp dir.
 type payload struct {
 	root, bin, webDir, home string
@@ -310,7 +297,7 @@ func holdPort(t *testing.T, port int) {
 }
 
 func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
-	p := newPayload(t, mongodForTests(t))
+	p := newPayload(t, testsupport.MongodPath(t))
 	holdPort(t, runtime.DefaultWebPort)
 	env := p.env("SECOND_POSTHOG_KEY=phk", "SECOND_SENTRY_DSN=https://sentry.example/1", "NEXT_PUBLIC_SENTRY_DSN=nsd",
 		"NEXT_PUBLIC_LEAK=x", "SECOND_CLI_RELEASE_VERSION=9.8.7", "SECOND_CLI_RELEASE_PACKAGE=@second-inc/cli-local-test")
@@ -483,7 +470,7 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 }
 
 func TestKill9LeavesNoChildrenAndNextStartRecovers(t *testing.T) {
-	p := newPayload(t, mongodForTests(t))
+	p := newPayload(t, testsupport.MongodPath(t))
 	// The web fixture also starts a grandchild in its process group.
 	if err := os.WriteFile(filepath.Join(p.webDir, "grandchild"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -582,7 +569,7 @@ func TestDoctorCommand(t *testing.T) {
 }
 
 func TestCrashLoopStopsEverything(t *testing.T) {
-	p := newPayload(t, mongodForTests(t))
+	p := newPayload(t, testsupport.MongodPath(t))
 	r := p.start(t, nil)
 	st := p.status(t)
 	pids := childPIDs(st)
@@ -692,4 +679,11 @@ func TestResetCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ours, "cli-payloads")); err != nil {
 		t.Error("reset deleted the installed payloads")
 	}
+}
+
+// mongodForTests finds a mongod or skips naming exactly what is needed
+// (other e2e files in this package use it too).
+func mongodForTests(t *testing.T) string {
+	t.Helper()
+	return testsupport.MongodPath(t)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -58,7 +59,8 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 	}
 	version, pkg := releaseIdentity(payload)
 	out := cmd.OutOrStdout()
-	rt := runtime.New(runtime.Options{
+	var openOnce sync.Once // a run resumed after a failed update must not open a second tab
+	opts := runtime.Options{
 		Layout:           home.Layout{Root: root},
 		Payload:          payload,
 		Port:             f.port,
@@ -67,17 +69,19 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 		Version:          version,
 		PackageName:      pkg,
 		Out:              out,
-		Control:          controlStarter(),
 		OnReady: func(url string) {
 			if f.noOpen || !isTerminal(os.Stdout) {
 				return
 			}
-			if err := browser.Open(cmd.Context(), url, browser.Options{Getenv: os.Getenv}); err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "second: could not open a browser (%v); open %s yourself\n", err, url)
-			}
+			openOnce.Do(func() {
+				if err := browser.Open(cmd.Context(), url, browser.Options{Getenv: os.Getenv}); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "second: could not open a browser (%v); open %s yourself\n", err, url)
+				}
+			})
 		},
-	})
-	err = rt.Run(cmd.Context())
+	}
+	// runWithUpdates (control.go) adds the control server and self-update.
+	err = runWithUpdates(cmd.Context(), opts, os.Args[1:])
 	var running *runtime.AlreadyRunningError
 	if errors.As(err, &running) {
 		fmt.Fprintf(out, "Second is already running at %s (pid %d)\n", running.URL, running.PID)
