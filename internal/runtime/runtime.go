@@ -104,8 +104,9 @@ type Runtime struct {
 	stopReq chan struct{}
 	stopOne sync.Once
 
-	mu    sync.Mutex
-	state state.State
+	mu      sync.Mutex
+	state   state.State
+	writeMu sync.Mutex // serializes runtime.json writes
 }
 
 // New prepares a Runtime; nothing runs until Run.
@@ -345,6 +346,10 @@ func (rt *Runtime) onEvent(ev supervise.Event) {
 }
 
 func (rt *Runtime) saveState() {
+	// One writer at a time, snapshot taken inside: concurrent events must
+	// not let an older snapshot be renamed over a newer one.
+	rt.writeMu.Lock()
+	defer rt.writeMu.Unlock()
 	rt.mu.Lock()
 	b := rt.state
 	svcs := make(map[string]state.Service, len(b.Services))
