@@ -64,7 +64,7 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 		Layout:           home.Layout{Root: root},
 		Payload:          payload,
 		Port:             f.port,
-		PortExplicit:     cmd.Flags().Changed("port"),
+		PortExplicit:     cmd.Flags().Changed("port") && f.port > 0, // --port 0: any free port
 		DisableTelemetry: f.disableTelemetry,
 		Version:          version,
 		PackageName:      pkg,

@@ -161,7 +161,7 @@ func WriteStatus(w io.Writer, s Status) error {
 }
 
 func human(d time.Duration) string {
-	if d < time.Minute {
+	if d < time.Hour {
 		return d.Round(time.Second).String()
 	}
 	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
