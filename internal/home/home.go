@@ -50,6 +50,9 @@ const (
 	SecretInternalAPIToken = "internal-api-token"
 	SecretSessionSecret    = "no-auth-session-secret"
 	SecretControlToken     = "local-control-token"
+	// SecretServerActionsKey keys Next.js server actions per install: the
+	// key built into a reproducible web build is derived from the commit, so public.
+	SecretServerActionsKey = "server-actions-key"
 )
 
 // ReleaseCacheDir is where `release` caches downloads keyed by digest:

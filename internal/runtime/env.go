@@ -14,6 +14,7 @@ type EnvInput struct {
 	MongoPort, RedisPort        int
 	InternalAPIToken            string
 	SessionSecret               string
+	ServerActionsKey            string // per-install Next.js server-actions key
 	ControlURL, ControlToken    string // empty when no control server runs
 	ReleaseVersion, PackageName string
 	WorkspacesDir               string
@@ -53,25 +54,26 @@ func (in EnvInput) redisURL() string { return "redis://127.0.0.1:" + strconv.Ito
 func WebEnv(in EnvInput) []string {
 	m := in.base()
 	set := map[string]string{
-		"NODE_ENV":                      "production",
-		"NEXT_TELEMETRY_DISABLED":       "1",
-		"HOSTNAME":                      "127.0.0.1",
-		"PORT":                          strconv.Itoa(in.WebPort),
-		"SECOND_AUTH_MODE":              "none",
-		"SECOND_NO_AUTH_SESSION_SECRET": in.SessionSecret,
-		"INTERNAL_API_TOKEN":            in.InternalAPIToken,
-		"MONGODB_URI":                   in.mongoURI(),
-		"REDIS_URL":                     in.redisURL(),
-		"SECOND_PUBLIC_URL":             in.publicURL(),
-		"WEB_URL":                       in.webURL(),
-		"WORKER_URL":                    "http://127.0.0.1:" + strconv.Itoa(in.WorkerPort),
-		"TOOL_EXECUTE_URL":              in.webURL() + "/api/internal/tool-execute",
-		"SECOND_LOCAL_INSTALL":          "1",
-		"SECOND_RELEASE_RUNTIME":        "native",
-		"SECOND_RELEASE_VERSION":        in.ReleaseVersion,
-		"SECOND_RELEASE_PACKAGE":        in.PackageName,
-		"SECOND_LOCAL_CLI_URL":          in.ControlURL,
-		"SECOND_LOCAL_CLI_TOKEN":        in.ControlToken,
+		"NODE_ENV":                           "production",
+		"NEXT_TELEMETRY_DISABLED":            "1",
+		"HOSTNAME":                           "127.0.0.1",
+		"PORT":                               strconv.Itoa(in.WebPort),
+		"SECOND_AUTH_MODE":                   "none",
+		"SECOND_NO_AUTH_SESSION_SECRET":      in.SessionSecret,
+		"INTERNAL_API_TOKEN":                 in.InternalAPIToken,
+		"NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": in.ServerActionsKey,
+		"MONGODB_URI":                        in.mongoURI(),
+		"REDIS_URL":                          in.redisURL(),
+		"SECOND_PUBLIC_URL":                  in.publicURL(),
+		"WEB_URL":                            in.webURL(),
+		"WORKER_URL":                         "http://127.0.0.1:" + strconv.Itoa(in.WorkerPort),
+		"TOOL_EXECUTE_URL":                   in.webURL() + "/api/internal/tool-execute",
+		"SECOND_LOCAL_INSTALL":               "1",
+		"SECOND_RELEASE_RUNTIME":             "native",
+		"SECOND_RELEASE_VERSION":             in.ReleaseVersion,
+		"SECOND_RELEASE_PACKAGE":             in.PackageName,
+		"SECOND_LOCAL_CLI_URL":               in.ControlURL,
+		"SECOND_LOCAL_CLI_TOKEN":             in.ControlToken,
 	}
 	for k, v := range set {
 		m[k] = v

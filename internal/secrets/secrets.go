@@ -22,6 +22,7 @@ type Set struct {
 	InternalAPIToken string // web <-> worker
 	SessionSecret    string // no-auth session cookies
 	ControlToken     string // bearer token of the local control server
+	ServerActionsKey string // NEXT_SERVER_ACTIONS_ENCRYPTION_KEY (AES-256, base64)
 }
 
 // Spec describes one secret: its file, the env var that overrides it and
@@ -39,6 +40,7 @@ func Specs() []Spec {
 		{File: home.SecretInternalAPIToken, Env: "INTERNAL_API_TOKEN", Encode: hex.EncodeToString},
 		{File: home.SecretSessionSecret, Env: "SECOND_NO_AUTH_SESSION_SECRET", Encode: base64.RawURLEncoding.EncodeToString},
 		{File: home.SecretControlToken, Env: "SECOND_LOCAL_CLI_TOKEN", Encode: hex.EncodeToString},
+		{File: home.SecretServerActionsKey, Env: "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY", Encode: base64.StdEncoding.EncodeToString},
 	}
 }
 
@@ -76,7 +78,7 @@ func Ensure(opts Options) (Set, error) {
 		}
 		values[i] = v
 	}
-	return Set{InternalAPIToken: values[0], SessionSecret: values[1], ControlToken: values[2]}, nil
+	return Set{InternalAPIToken: values[0], SessionSecret: values[1], ControlToken: values[2], ServerActionsKey: values[3]}, nil
 }
 
 // Read returns one secret's file value without creating it.

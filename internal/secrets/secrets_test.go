@@ -39,6 +39,9 @@ func TestEnsureCreatesOnceWithModes(t *testing.T) {
 	if b, err := base64.RawURLEncoding.DecodeString(first.SessionSecret); err != nil || len(b) != 32 {
 		t.Errorf("session secret is not 32 base64url bytes: %d bytes, %v", len(b), err)
 	}
+	if b, err := base64.StdEncoding.DecodeString(first.ServerActionsKey); err != nil || len(b) != 32 {
+		t.Errorf("server actions key is not a base64 AES-256 key: %d bytes, %v", len(b), err)
+	}
 	if first.InternalAPIToken == first.ControlToken {
 		t.Error("two secrets share a value")
 	}
