@@ -92,6 +92,9 @@ func (sv *service) loop(startCtx context.Context, first chan<- startResult) {
 		case err != nil:
 			reason = err
 		default:
+			// Announce the pid at once: the runtime records it so a later
+			// start can sweep a child that died before becoming ready.
+			sv.set(StateStarting, r.pid, nil)
 			readyCtx := context.Background()
 			if !reported {
 				readyCtx = startCtx

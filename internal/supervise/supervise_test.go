@@ -102,6 +102,21 @@ type eventLog struct {
 }
 
 func (l *eventLog) add(e Event) { l.mu.Lock(); l.ev = append(l.ev, e); l.mu.Unlock() }
+
+// pid is the pid of the i-th event of a service.
+func (l *eventLog) pid(name string, i int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.ev {
+		if e.Service == name {
+			if i == 0 {
+				return e.PID
+			}
+			i--
+		}
+	}
+	return -1
+}
 func (l *eventLog) states(name string) []State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -185,8 +200,12 @@ func TestStartStatusStopOrder(t *testing.T) {
 			t.Errorf("after Stop: %+v", st)
 		}
 	}
-	if got := events.states("web"); strings.Join(statesStr(got), ",") != "starting,ready,stopping,stopped" {
+	if got := events.states("web"); strings.Join(statesStr(got), ",") != "starting,starting,ready,stopping,stopped" {
 		t.Errorf("web events %v", got)
+	}
+	// The second "starting" carries the pid, before readiness.
+	if pid := events.pid("web", 1); pid != pgids["web"] {
+		t.Errorf("web's spawn event has pid %d, want %d", pid, pgids["web"])
 	}
 	if err := s.Stop(ctx); err != nil {
 		t.Errorf("second Stop: %v", err)
@@ -231,7 +250,7 @@ exec sleep 300`)
 		t.Error("crashed run's group still alive")
 	}
 	got := strings.Join(statesStr(events.states("worker")), ",")
-	if got != "starting,ready,restarting,starting,ready" {
+	if got != "starting,starting,ready,restarting,starting,starting,ready" { // each spawn announces its pid
 		t.Errorf("events %s", got)
 	}
 	if err := s.Stop(ctx); err != nil {
