@@ -156,7 +156,7 @@ func TestFaults(t *testing.T) {
 			return faultproxy.Rule{Method: "PUT", Suffix: "/" + launcherName(prefix), Action: faultproxy.Status, Status: http.StatusServiceUnavailable}
 		}},
 		{name: "timeout after the registry stored a payload", firstMayPass: true, rule: func(prefix string, _ func()) faultproxy.Rule {
-			return faultproxy.Rule{Method: "PUT", Suffix: "/" + payloadName(prefix, "darwin-arm64"), Action: faultproxy.Stall, Delay: 8 * time.Second}
+			return faultproxy.Rule{Method: "PUT", Suffix: "/" + payloadName(prefix, "darwin-arm64"), Action: faultproxy.Stall, Delay: 10 * time.Second}
 		}},
 		{name: "crash between payloads and launcher", child: true, rule: func(prefix string, kill func()) faultproxy.Rule {
 			return faultproxy.Rule{Method: "PUT", Suffix: "/" + launcherName(prefix), Action: faultproxy.Hook, Hook: func(*http.Request) { kill() }}
@@ -194,7 +194,7 @@ func TestFaults(t *testing.T) {
 				firstErr = err
 			} else {
 				opts := options(t, dist, proxy.URL, env)
-				opts.Uploader = &publish.NPMCLI{Env: env, Timeout: 4 * time.Second}
+				opts.Uploader = &publish.NPMCLI{Env: env, Timeout: 5 * time.Second}
 				_, firstErr = publish.Run(ctx, opts)
 			}
 			if len(proxy.Hits()) == hits {
