@@ -194,7 +194,10 @@ func TestFaults(t *testing.T) {
 				firstErr = err
 			} else {
 				opts := options(t, dist, proxy.URL, env)
-				opts.Uploader = &publish.NPMCLI{Env: env, Timeout: 5 * time.Second}
+				if tc.firstMayPass {
+					// npm gives up on the stalled upload long before the proxy answers.
+					opts.Uploader = &publish.NPMCLI{Env: env, Timeout: 5 * time.Second}
+				}
 				_, firstErr = publish.Run(ctx, opts)
 			}
 			if len(proxy.Hits()) == hits {
