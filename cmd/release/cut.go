@@ -2,18 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/config"
+	"github.com/second-inc/second-release/internal/oci"
 	"github.com/second-inc/second-release/internal/pipeline"
 	"github.com/second-inc/second-release/internal/rehearse"
+	"github.com/second-inc/second-release/internal/verify"
 	"github.com/second-inc/second-release/internal/version"
 )
 
@@ -64,7 +65,7 @@ dist/publish-state.json record the progress).`,
 					return c.Release, nil
 				},
 			}
-			o.Images, o.Sign, o.Verify = imageHooks(g, cfg, po.Dist, stderr)
+			o.Images, o.Sign, o.Verify = imageHooks(cfg, po.Dist, log)
 			st, err := rehearse.Cut(cmd.Context(), o)
 			if st != nil {
 				if eerr := g.emit(cmd.OutOrStdout(), st, st.WriteTable); eerr != nil {
@@ -81,68 +82,30 @@ dist/publish-state.json record the progress).`,
 	return cmd
 }
 
-// imageHooks returns the image steps when release.yaml configures them. They
-// run the images, sign and verify subcommands through their command lines
-// (contract §8), so cut follows whatever those commands do.
-func imageHooks(g *globals, cfg *config.Config, dist string, w io.Writer) (images, sign, verify rehearse.Hook) {
+// imageHooks returns the image steps when release.yaml configures them
+// (images.repository; sign.key for sign and verify), through the image
+// pipeline's functions that `release images`, `sign` and `verify` also use.
+func imageHooks(cfg *config.Config, dist string, log *slog.Logger) (images, sign, verifyHook rehearse.Hook) {
 	repo := cfg.Images.Repository
-	if repo == "" || !hasSubcommand(g, "images") {
+	if repo == "" {
 		return nil, nil, nil
 	}
 	images = func(ctx context.Context) error {
-		return runSubcommand(ctx, g, w, "images", "--push", repo, "--out", dist)
+		_, err := oci.BuildRelease(ctx, oci.ReleaseOptions{Config: cfg, Dist: dist, Push: repo, Log: log})
+		return err
 	}
-	if cfg.Sign.Key == "" || !hasSubcommand(g, "sign") {
+	if cfg.Sign.Key == "" {
 		return images, nil, nil
 	}
 	key := cfg.Path(cfg.Sign.Key)
+	ro := verify.ReleaseOptions{Dist: dist, Prefix: repo, Log: log}
 	sign = func(ctx context.Context) error {
-		return runSubcommand(ctx, g, w, "sign", "--key", key, "--images", repo, "--out", dist)
+		_, err := verify.SignRelease(ctx, ro, key)
+		return err
 	}
-	if !hasSubcommand(g, "verify") {
-		return images, sign, nil
+	verifyHook = func(ctx context.Context) error {
+		_, err := verify.VerifyRelease(ctx, ro, strings.TrimSuffix(key, filepath.Ext(key))+".pub")
+		return err
 	}
-	verify = func(ctx context.Context) error {
-		rel, err := artifact.Read(dist)
-		if err != nil {
-			return err
-		}
-		args := []string{"--key", strings.TrimSuffix(key, ".key") + ".pub"}
-		for _, a := range rel.Filter(artifact.KindImage) {
-			args = append(args, strings.TrimSuffix(repo, "/")+"/"+a.Name+"@"+a.Digest)
-		}
-		if len(args) == 2 {
-			return errors.New("dist/release.json lists no images to verify")
-		}
-		return runSubcommand(ctx, g, w, "verify", args...)
-	}
-	return images, sign, verify
-}
-
-func hasSubcommand(g *globals, name string) bool {
-	for _, sub := range subcommands {
-		if sub(g).Name() == name {
-			return true
-		}
-	}
-	return false
-}
-
-// runSubcommand runs another release subcommand with args, its output going to w.
-func runSubcommand(ctx context.Context, g *globals, w io.Writer, name string, args ...string) error {
-	for _, sub := range subcommands {
-		c := sub(g)
-		if c.Name() != name {
-			continue
-		}
-		c.SetArgs(args)
-		c.SetOut(w)
-		c.SetErr(w)
-		c.SilenceUsage, c.SilenceErrors = true, true
-		if err := c.ExecuteContext(ctx); err != nil {
-			return fmt.Errorf("release %s: %w", name, err)
-		}
-		return nil
-	}
-	return fmt.Errorf("release %s is not available in this build", name)
+	return images, sign, verifyHook
 }

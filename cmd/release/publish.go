@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/config"
 	"github.com/second-inc/second-release/internal/publish"
+	"github.com/second-inc/second-release/internal/verify"
 )
 
 func init() { subcommands = append(subcommands, newPublishCmd) }
@@ -94,7 +96,7 @@ again after any failure to finish.`,
 			o := f.options(cfg, g, cmd.ErrOrStderr())
 			l, err := publish.Run(cmd.Context(), o)
 			if err == nil && !o.DryRun {
-				err = signIfConfigured(cmd.Context(), g, cfg, o.Dist, cmd.ErrOrStderr())
+				err = signIfConfigured(cmd.Context(), cfg, o.Dist, o.Log)
 			}
 			switch {
 			case l != nil:
@@ -115,13 +117,17 @@ again after any failure to finish.`,
 // signIfConfigured signs the pushed images dist/release.json lists when
 // release.yaml sets sign.key and images.repository (contract §8: publish also
 // signs when configured). Signing again adds nothing, so reruns are safe.
-func signIfConfigured(ctx context.Context, g *globals, cfg *config.Config, dist string, w io.Writer) error {
-	if cfg.Sign.Key == "" || cfg.Images.Repository == "" || !hasSubcommand(g, "sign") {
+func signIfConfigured(ctx context.Context, cfg *config.Config, dist string, log *slog.Logger) error {
+	if cfg.Sign.Key == "" || cfg.Images.Repository == "" {
 		return nil
 	}
 	rel, err := artifact.Read(dist)
 	if err != nil || len(rel.Filter(artifact.KindImage)) == 0 {
 		return nil // no images pushed yet: `release images --push` first, or `release cut`
 	}
-	return runSubcommand(ctx, g, w, "sign", "--key", cfg.Path(cfg.Sign.Key), "--images", cfg.Images.Repository, "--out", dist)
+	_, err = verify.SignRelease(ctx, verify.ReleaseOptions{Dist: dist, Prefix: cfg.Images.Repository, Log: log}, cfg.Path(cfg.Sign.Key))
+	if err != nil {
+		return fmt.Errorf("sign the release's images: %w", err)
+	}
+	return nil
 }

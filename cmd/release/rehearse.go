@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/second-inc/second-release/internal/pipeline"
 	"github.com/second-inc/second-release/internal/rehearse"
 	"github.com/second-inc/second-release/internal/verdaccio"
+	"github.com/second-inc/second-release/internal/verify"
 )
 
 func init() { subcommands = append(subcommands, newRehearseCmd) }
@@ -20,7 +20,7 @@ func init() { subcommands = append(subcommands, newRehearseCmd) }
 func newRehearseCmd(g *globals) *cobra.Command {
 	var (
 		keep, skipNatives   bool
-		noImages, realBases bool
+		noImages            bool
 		ver, platforms, out string
 	)
 	cmd := &cobra.Command{
@@ -32,10 +32,10 @@ publish, publishes with --access restricted, then checks what a new user would
 meet: anonymous reads are refused; with the rehearsal .npmrc,
 npx --yes <launcher>@<V> version installs this host's payload through the
 launcher and prints <V>; publishing again skips everything. Prints a summary and
-removes everything it started. When the images command is available it also
-builds the images, pushes them to a private OCI registry, signs them with a
-fresh cosign key and verifies them (on an offline dev base unless
---real-bases). --keep leaves the registry running and prints
+removes everything it started. It also builds the images (on the offline dev
+base where release.yaml pins none), pushes them to a private OCI registry,
+signs them with a fresh cosign key and verifies them (--no-images skips
+that). --keep leaves the registry running and prints
 its URL and the new user's .npmrc.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,22 +68,17 @@ its URL and the new user's .npmrc.`,
 			if bin, err := verdaccio.FindBin(cfg.Dir); err == nil {
 				o.VerdaccioBin = bin
 			}
-			if !noImages && hasSubcommand(g, "images") {
-				if regBin, ok := findTool(cfg.Dir, "registry"); ok {
-					o.Images = func(ctx context.Context, work string) (string, error) {
-						return rehearse.ImagesCheck(ctx, rehearse.ImagesOptions{
-							Dist: out, WorkDir: work, RegistryBin: regBin,
-							BuildPush: func(ctx context.Context, prefix string) error {
-								args := []string{"--push", prefix, "--out", out}
-								if !realBases {
-									args = append(args, "--dev-base")
-								}
-								return runSubcommand(ctx, g, stderr, "images", args...)
-							},
-						})
+			if !noImages {
+				// The image half (issue 7's verify.Rehearse): build on the
+				// offline dev base, push to a private OCI registry, re-push
+				// uploading nothing, sign with a fresh key, verify the pinned
+				// compose file, refuse an unsigned image.
+				o.Images = func(ctx context.Context, work string) (string, error) {
+					r, err := verify.Rehearse(ctx, verify.RehearseOptions{Config: cfg, Dist: out, WorkDir: work, Log: log})
+					if err != nil {
+						return "", err
 					}
-				} else {
-					log.Warn("no distribution registry binary (.tools/bin/registry): the rehearsal skips the images; run scripts/setup")
+					return r.Summary(), nil
 				}
 			}
 			rep, err := rehearse.Rehearse(cmd.Context(), o)
@@ -101,26 +96,7 @@ its URL and the new user's .npmrc.`,
 	fl.StringVar(&platforms, "platform", "", "comma-separated platforms (default: release.yaml platforms; must include this host's)")
 	fl.StringVar(&out, "out", "", "build output (default: <release.yaml out>/rehearsal)")
 	fl.BoolVar(&noImages, "no-images", false, "skip building, pushing, signing and verifying the images")
-	fl.BoolVar(&realBases, "real-bases", false, "build the images on release.yaml's pinned bases (needs them reachable or cached) instead of the offline dev base")
 	fl.BoolVar(&skipNatives, "skip-natives", os.Getenv("SECOND_RELEASE_SKIP_NATIVES") == "1",
 		"leave dist/runtime empty (no mongod/redis-server) when the pinned sources are out of reach")
 	return cmd
-}
-
-// findTool looks for a tool scripts/setup installs: .tools/bin under dir or
-// one of its parents, then $PATH.
-func findTool(dir, name string) (string, bool) {
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, ".tools", "bin", name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, true
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, true
-	}
-	return "", false
 }
