@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/second-inc/second-release/internal/nodemods/tree"
+	"github.com/second-inc/second-release/internal/filetree"
 	"github.com/second-inc/second-release/internal/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
@@ -69,7 +69,7 @@ func sharpTree(t *testing.T) string {
 	}
 	// Each test gets its own copy: Retarget changes the tree in place.
 	dir := filepath.Join(t.TempDir(), "tree")
-	if err := tree.Copy(sharpOnce.dir, dir, tree.CopyOptions{}); err != nil {
+	if err := filetree.Copy(sharpOnce.dir, dir, filetree.CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

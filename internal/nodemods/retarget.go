@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/second-inc/second-release/internal/filetree"
 	"github.com/second-inc/second-release/internal/home"
-	"github.com/second-inc/second-release/internal/nodemods/tree"
 	"github.com/second-inc/second-release/internal/platform"
 )
 
@@ -124,7 +124,7 @@ func Retarget(ctx context.Context, o Options) (Report, error) {
 			if err := os.RemoveAll(target); err != nil {
 				return rep, err
 			}
-			if err := tree.Copy(v.Dir, target, tree.CopyOptions{}); err != nil {
+			if err := filetree.Copy(v.Dir, target, filetree.CopyOptions{}); err != nil {
 				return rep, fmt.Errorf("retarget %s: copy %s: %w", spec, v.ID(), err)
 			}
 			to = append(to, v.ID())

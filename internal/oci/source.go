@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/second-inc/second-release/internal/artifact"
+	"github.com/second-inc/second-release/internal/filetree"
 	"github.com/second-inc/second-release/internal/platform"
 )
 
@@ -51,7 +52,8 @@ func (s DirSource) Trees(ctx context.Context, p platform.Platform, tmp string) (
 	var out [2]string
 	for i, d := range []string{s.Web, s.Worker} {
 		dst := filepath.Join(tmp, p.ID, filepath.Base(d)+fmt.Sprint(i))
-		if err := copyTree(d, dst); err != nil {
+		// Links stay links (os.CopyFS refuses them); Retarget works on the copy.
+		if err := filetree.Copy(d, dst, filetree.CopyOptions{Symlinks: filetree.KeepLinks, Modes: filetree.SourceModes}); err != nil {
 			return "", "", fmt.Errorf("copy %s for %s: %w", d, p.ID, err)
 		}
 		if err := s.Retarget(ctx, dst, p); err != nil {
@@ -152,41 +154,4 @@ func writeFileFrom(target string, r io.Reader, mode os.FileMode) error {
 		return err
 	}
 	return f.Close()
-}
-
-// copyTree copies src to dst keeping symlinks as links (os.CopyFS refuses them).
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return writeFileFrom(target, f, info.Mode().Perm())
-		default:
-			return fmt.Errorf("%s: %s files are not supported", p, d.Type())
-		}
-	})
 }

@@ -21,8 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/second-inc/second-release/internal/filetree"
 	"github.com/second-inc/second-release/internal/nodemods"
-	"github.com/second-inc/second-release/internal/nodemods/tree"
 )
 
 // DefaultStageDir is where the app is staged and built. Next.js writes the
@@ -74,7 +74,7 @@ func Build(ctx context.Context, o Options) error {
 	}
 	defer os.RemoveAll(stageRoot)
 	log.Info("staging web app", "app", o.AppDir, "workspace", root, "stage", stage)
-	err = tree.Copy(root, stageRoot, tree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
+	err = filetree.Copy(root, stageRoot, filetree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
 		name := d.Name()
 		return (d.IsDir() && (name == "node_modules" || name == ".git" || name == ".next")) ||
 			filepath.Join(root, filepath.FromSlash(r)) == o.OutDir
@@ -212,7 +212,7 @@ func assemble(stage, rel string, o Options) error {
 	}
 	switch {
 	case exists(filepath.Join(standalone, "server.js")):
-		if err := tree.Copy(standalone, o.OutDir, tree.CopyOptions{}); err != nil {
+		if err := filetree.Copy(standalone, o.OutDir, filetree.CopyOptions{}); err != nil {
 			return fmt.Errorf("web build: copy standalone output: %w", err)
 		}
 	case rel != "." && exists(filepath.Join(standalone, rel, "server.js")):
@@ -220,12 +220,12 @@ func assemble(stage, rel string, o Options) error {
 		// root; the payload wants server.js on top, so the app's files move
 		// up and everything else (node_modules, other workspace packages)
 		// keeps its place relative to the root, which node resolution needs.
-		if err := tree.Copy(standalone, o.OutDir, tree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
+		if err := filetree.Copy(standalone, o.OutDir, filetree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
 			return r == filepath.ToSlash(rel)
 		}}); err != nil {
 			return fmt.Errorf("web build: copy standalone output: %w", err)
 		}
-		if err := tree.Copy(filepath.Join(standalone, rel), o.OutDir, tree.CopyOptions{}); err != nil {
+		if err := filetree.Copy(filepath.Join(standalone, rel), o.OutDir, filetree.CopyOptions{}); err != nil {
 			return fmt.Errorf("web build: copy standalone output of %s: %w", rel, err)
 		}
 		// Drop the now empty parents (apps/) of the app's old place.
@@ -238,12 +238,12 @@ func assemble(stage, rel string, o Options) error {
 		return fmt.Errorf("web build: next build produced no .next/standalone/server.js: set output: \"standalone\" in %s's next.config", o.AppDir)
 	}
 	if st := filepath.Join(stage, ".next", "static"); exists(st) {
-		if err := tree.Copy(st, filepath.Join(o.OutDir, ".next", "static"), tree.CopyOptions{}); err != nil {
+		if err := filetree.Copy(st, filepath.Join(o.OutDir, ".next", "static"), filetree.CopyOptions{}); err != nil {
 			return fmt.Errorf("web build: copy .next/static: %w", err)
 		}
 	}
 	if pub := filepath.Join(stage, "public"); exists(pub) {
-		if err := tree.Copy(pub, filepath.Join(o.OutDir, "public"), tree.CopyOptions{}); err != nil {
+		if err := filetree.Copy(pub, filepath.Join(o.OutDir, "public"), filetree.CopyOptions{}); err != nil {
 			return fmt.Errorf("web build: copy public/: %w", err)
 		}
 	}
@@ -253,13 +253,13 @@ func assemble(stage, rel string, o Options) error {
 	if err := fixPreviewKeys(o.OutDir, o.BuildID); err != nil {
 		return err
 	}
-	if err := tree.Dereference(o.OutDir); err != nil {
+	if err := filetree.Dereference(o.OutDir); err != nil {
 		return fmt.Errorf("web build: %w", err)
 	}
 	if !exists(filepath.Join(o.OutDir, "server.js")) {
 		return fmt.Errorf("web build: %s has no server.js after assembly", o.OutDir)
 	}
-	if err := tree.Normalize(o.OutDir, o.SourceDateEpoch); err != nil {
+	if err := filetree.Normalize(o.OutDir, o.SourceDateEpoch); err != nil {
 		return fmt.Errorf("web build: %w", err)
 	}
 	return nil

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/second-inc/second-release/internal/filetree"
 	"github.com/second-inc/second-release/internal/nodemods"
-	"github.com/second-inc/second-release/internal/nodemods/tree"
 	"github.com/second-inc/second-release/internal/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
@@ -144,7 +144,7 @@ func TestBuildLayout(t *testing.T) {
 		return err
 	})
 	t.Logf("built tree: %d files, %.1f MB", files, float64(size)/1e6)
-	links, err := tree.Links(out)
+	links, err := filetree.Links(out)
 	if err != nil || len(links) != 0 {
 		t.Errorf("symbolic links left in the tree: %v (%v)", links, err)
 	}
@@ -237,14 +237,14 @@ func TestBuiltServerAnswersHealth(t *testing.T) {
 	}
 }
 
-func treeLinks(root string) ([]string, error) { return tree.Links(root) }
+func treeLinks(root string) ([]string, error) { return filetree.Links(root) }
 
 // Two builds of the same source from different directories at different
 // times must be byte-identical (modes and mtimes included).
 func TestBuildReproducible(t *testing.T) {
 	first := builtWeb(t)
 	app := filepath.Join(t.TempDir(), "elsewhere", "web")
-	err := tree.Copy(exampleApp(t), app, tree.CopyOptions{Skip: func(rel string, d fs.DirEntry) bool {
+	err := filetree.Copy(exampleApp(t), app, filetree.CopyOptions{Skip: func(rel string, d fs.DirEntry) bool {
 		return rel == "node_modules" || rel == ".next"
 	}})
 	if err != nil {
@@ -290,7 +290,7 @@ func TestRetargetBuiltTree(t *testing.T) {
 		t.Skip("expectations are for a linux-x64 build host")
 	}
 	out := filepath.Join(t.TempDir(), "web")
-	if err := tree.Copy(built, out, tree.CopyOptions{}); err != nil {
+	if err := filetree.Copy(built, out, filetree.CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "node_modules", "@img", "sharp-linux-x64")); err != nil {

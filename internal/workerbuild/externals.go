@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/second-inc/second-release/internal/nodemods/tree"
+	"github.com/second-inc/second-release/internal/filetree"
 )
 
 // copyExternals copies the named packages and everything they depend on from
@@ -79,7 +79,7 @@ func copyExternals(stage, app, out string, names []string) error {
 		}
 		dest[r] = dir
 		// Nested node_modules are copied when something resolves into them.
-		err = tree.Copy(dir, filepath.Join(out, filepath.FromSlash(r)), tree.CopyOptions{Skip: func(p string, d fs.DirEntry) bool {
+		err = filetree.Copy(dir, filepath.Join(out, filepath.FromSlash(r)), filetree.CopyOptions{Skip: func(p string, d fs.DirEntry) bool {
 			return d.IsDir() && p == "node_modules"
 		}})
 		if err != nil {

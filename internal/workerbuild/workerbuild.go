@@ -22,8 +22,8 @@ import (
 
 	"github.com/evanw/esbuild/pkg/api"
 
+	"github.com/second-inc/second-release/internal/filetree"
 	"github.com/second-inc/second-release/internal/nodemods"
-	"github.com/second-inc/second-release/internal/nodemods/tree"
 )
 
 // DefaultEntry is the worker entry when release.yaml sets no apps.workerEntry.
@@ -61,7 +61,7 @@ func Build(ctx context.Context, o Options) error {
 		return fmt.Errorf("worker build: %w", err)
 	}
 	defer os.RemoveAll(stage)
-	err = tree.Copy(root, stage, tree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
+	err = filetree.Copy(root, stage, filetree.CopyOptions{Skip: func(r string, d fs.DirEntry) bool {
 		return (d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git" || d.Name() == ".next")) ||
 			filepath.Join(root, filepath.FromSlash(r)) == o.OutDir
 	}})
@@ -92,10 +92,10 @@ func Build(ctx context.Context, o Options) error {
 	if err := copyExternals(stage, rel, o.OutDir, used); err != nil {
 		return fmt.Errorf("worker build: %w", err)
 	}
-	if err := tree.Dereference(o.OutDir); err != nil {
+	if err := filetree.Dereference(o.OutDir); err != nil {
 		return fmt.Errorf("worker build: %w", err)
 	}
-	if err := tree.Normalize(o.OutDir, o.SourceDateEpoch); err != nil {
+	if err := filetree.Normalize(o.OutDir, o.SourceDateEpoch); err != nil {
 		return fmt.Errorf("worker build: %w", err)
 	}
 	o.Log.Info("worker build done", "out", o.OutDir, "bytes", len(code), "external", used, "took", time.Since(start).Round(time.Millisecond))

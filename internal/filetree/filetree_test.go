@@ -1,10 +1,11 @@
-package tree
+package filetree
 
 import (
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -95,5 +96,83 @@ func TestCopySkipAndNormalize(t *testing.T) {
 		if err != nil || st.Mode() != mode || !st.ModTime().Equal(epoch) {
 			t.Errorf("%s: mode %v mtime %v (%v), want %v %v", p, st.Mode(), st.ModTime(), err, mode, epoch)
 		}
+	}
+}
+
+func TestCopyLinkPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		policy  LinkPolicy
+		fifo    bool
+		wantErr string
+	}{
+		{name: "keep", policy: KeepLinks},
+		{name: "refuse", policy: RefuseLinks, wantErr: "not a regular file or directory (symbolic link to ../a/x.js)"},
+		{name: "keep with fifo", policy: KeepLinks, fifo: true, wantErr: "not a regular file or directory"},
+		{name: "refuse with fifo", policy: RefuseLinks, fifo: true, wantErr: "not a regular file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
+			links := map[string]string{"b/link.js": "../a/x.js"}
+			if tc.fifo {
+				links = nil
+			}
+			build(t, src, map[string]string{"a/x.js": "x"}, links)
+			bad := filepath.Join(src, "b", "link.js")
+			if tc.fifo {
+				bad = filepath.Join(src, "a", "pipe")
+				if err := syscall.Mkfifo(bad, 0o644); err != nil {
+					t.Skipf("needs mkfifo: %v", err)
+				}
+			}
+			err := Copy(src, dst, CopyOptions{Symlinks: tc.policy})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), bad) {
+					t.Fatalf("err = %v, want one naming %s and saying %q", err, bad, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.Readlink(filepath.Join(dst, "b", "link.js"))
+			if err != nil || got != "../a/x.js" {
+				t.Errorf("link = %q, %v; want it kept as a link to ../a/x.js", got, err)
+			}
+		})
+	}
+}
+
+func TestCopyModePolicy(t *testing.T) {
+	// 0700 and 0600 survive any umask a build machine sets, so the expected
+	// SourceModes result does not depend on the environment.
+	for _, tc := range []struct {
+		name   string
+		policy ModePolicy
+		want   map[string]fs.FileMode
+	}{
+		{name: "exec bit", policy: ExecBitModes, want: map[string]fs.FileMode{"run": 0o755, "data": 0o644}},
+		{name: "source", policy: SourceModes, want: map[string]fs.FileMode{"run": 0o700, "data": 0o600}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
+			build(t, src, map[string]string{"run": "#!/bin/sh\n", "data": "d"}, nil)
+			if err := os.Chmod(filepath.Join(src, "run"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := Copy(src, dst, CopyOptions{Modes: tc.policy}); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range tc.want {
+				p := filepath.Join(dst, name)
+				st, err := os.Stat(p)
+				if err != nil || st.Mode().Perm() != want {
+					t.Errorf("%s: mode %v (%v), want %v", name, st.Mode().Perm(), err, want)
+				}
+				if b, err := os.ReadFile(p); err != nil || len(b) == 0 {
+					t.Errorf("%s: content %q, %v", name, b, err)
+				}
+			}
+		})
 	}
 }

@@ -1,8 +1,9 @@
-// Package tree copies and normalises the file trees the Node build steps
-// produce: copies that skip what a build must not carry, symbolic links
-// replaced by what they point to (npm drops links), and fixed mtimes and modes
-// so two builds of the same commit are byte-identical.
-package tree
+// Package filetree copies and normalises directory trees: copies that skip
+// what must not be carried, take or refuse symbolic links, and keep either the
+// source's permission bits or only its executable bit; symbolic links replaced
+// by what they point to (npm drops links); and fixed mtimes and modes so two
+// builds of the same commit are byte-identical.
+package filetree
 
 import (
 	"errors"
@@ -15,15 +16,45 @@ import (
 	"time"
 )
 
-// CopyOptions tunes Copy.
+// LinkPolicy says what Copy does with a symbolic link in the source tree.
+type LinkPolicy int
+
+const (
+	// KeepLinks copies a link as a link with the same target; Dereference
+	// can resolve them afterwards.
+	KeepLinks LinkPolicy = iota
+	// RefuseLinks fails on a link, naming it: for trees that must already
+	// hold only regular files and directories.
+	RefuseLinks
+)
+
+// ModePolicy says which permission bits Copy gives the files it writes.
+type ModePolicy int
+
+const (
+	// ExecBitModes writes 0755 if the source has any execute bit, else 0644,
+	// whatever the umask.
+	ExecBitModes ModePolicy = iota
+	// SourceModes writes the source's permission bits as the process umask
+	// allows (like cp without -p).
+	SourceModes
+)
+
+// CopyOptions tunes Copy. The zero value keeps links and only the
+// executable bit.
 type CopyOptions struct {
 	// Skip reports whether a path (slash-separated, relative to the source
 	// root) is left out; a skipped directory is not descended into.
 	Skip func(rel string, d fs.DirEntry) bool
+	// Symlinks says whether links are kept or refused.
+	Symlinks LinkPolicy
+	// Modes says which permission bits copied files get.
+	Modes ModePolicy
 }
 
-// Copy copies the tree at src into dst (created). Regular files keep only
-// their executable bit (0755 or 0644); links are copied as links.
+// Copy copies the tree at src into dst (created; existing files are
+// overwritten, others left alone). Anything other than a regular file,
+// directory or (with KeepLinks) symbolic link is an error naming it.
 func Copy(src, dst string, o CopyOptions) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -48,17 +79,24 @@ func Copy(src, dst string, o CopyOptions) error {
 			if err != nil {
 				return fmt.Errorf("copy %s: %w", p, err)
 			}
+			if o.Symlinks == RefuseLinks {
+				return fmt.Errorf("copy %s: not a regular file or directory (symbolic link to %s): this tree must not hold links; resolve them before copying", p, link)
+			}
 			return os.Symlink(link, target)
 		case d.Type().IsRegular():
-			return CopyFile(p, target)
+			return copyFile(p, target, o.Modes)
 		default:
-			return fmt.Errorf("copy %s: unsupported file type %s", p, d.Type())
+			return fmt.Errorf("copy %s: not a regular file or directory (%s)", p, d.Type())
 		}
 	})
 }
 
 // CopyFile copies one regular file, keeping only its executable bit.
 func CopyFile(src, dst string) error {
+	return copyFile(src, dst, ExecBitModes)
+}
+
+func copyFile(src, dst string, modes ModePolicy) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -71,7 +109,11 @@ func CopyFile(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode(st.Mode()))
+	mode := fileMode(st.Mode())
+	if modes == SourceModes {
+		mode = st.Mode().Perm()
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}
@@ -82,7 +124,10 @@ func CopyFile(src, dst string) error {
 	if err := out.Close(); err != nil {
 		return err
 	}
-	return os.Chmod(dst, fileMode(st.Mode()))
+	if modes == SourceModes {
+		return nil // the umask applies, as it does for cp
+	}
+	return os.Chmod(dst, mode)
 }
 
 func fileMode(m fs.FileMode) fs.FileMode {
