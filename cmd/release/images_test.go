@@ -54,8 +54,8 @@ func TestImagesSignComposeVerify(t *testing.T) {
 	cfg := filepath.Join(dir, "release.yaml")
 	prefix := reg.Host + "/second"
 
-	if _, err := runReleaseImages(t, "--config", cfg, "images", "--web", filepath.Join(dir, "built/web"), "--worker", filepath.Join(dir, "built/worker"), "--version", "1.4.0"); err == nil || !strings.Contains(err.Error(), "--dev-base") {
-		t.Fatalf("images without a base: err = %v, want a hint naming --dev-base", err)
+	if _, err := runReleaseImages(t, "--config", cfg, "images", "--web-base", "docker.io/library/node:20-alpine", "--web", filepath.Join(dir, "built/web"), "--worker", filepath.Join(dir, "built/worker"), "--version", "1.4.0"); err == nil || !strings.Contains(err.Error(), "--web-base") || !strings.Contains(err.Error(), "not pinned by digest") {
+		t.Fatalf("images on a tag-only base: err = %v, want a refusal naming --web-base", err)
 	}
 	out, err := runReleaseImages(t, "--config", cfg, "--json", "images", "--dev-base", "--push", prefix,
 		"--web", filepath.Join(dir, "built/web"), "--worker", filepath.Join(dir, "built/worker"), "--version", "1.4.0")

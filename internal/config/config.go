@@ -19,6 +19,13 @@ import (
 // FileName is the config file at the repository root.
 const FileName = "release.yaml"
 
+// Default base images, pinned by digest: node 20 on Alpine for the web server;
+// node 20 on Debian (glibc, like the payloads' native modules) for the worker.
+const (
+	DefaultWebBase    = "docker.io/library/node:20-alpine@sha256:fb4cd12c85ee03686f6af5362a0b0d56d50c58a04632e6c0fb8363f609372293"
+	DefaultWorkerBase = "docker.io/library/node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0"
+)
+
 // Config is release.yaml.
 type Config struct {
 	// Scope is the npm scope, e.g. "@second-inc".
@@ -165,6 +172,14 @@ func (c *Config) applyDefaults() {
 	if c.Images.Worker.Name == "" {
 		c.Images.Worker.Name = "second-worker"
 	}
+	// Pinned defaults (multi-arch index digests as published for these tags);
+	// bump them deliberately, or build reproducible ones with nix/images.nix.
+	if c.Images.Web.Base == "" {
+		c.Images.Web.Base = DefaultWebBase
+	}
+	if c.Images.Worker.Base == "" {
+		c.Images.Worker.Base = DefaultWorkerBase
+	}
 	if c.Images.Web.Port == 0 {
 		c.Images.Web.Port = 3000
 	}
@@ -184,7 +199,9 @@ var (
 
 func (c *Config) validate(file string) error {
 	var errs Errors
-	bad := func(field, problem string) { errs = append(errs, &FieldError{File: file, Field: field, Problem: problem}) }
+	bad := func(field, problem string) {
+		errs = append(errs, &FieldError{File: file, Field: field, Problem: problem})
+	}
 	if !scopeRe.MatchString(c.Scope) {
 		bad("scope", fmt.Sprintf("%q is not an npm scope: use lower case like \"@second-inc\"", c.Scope))
 	}

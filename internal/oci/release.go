@@ -155,8 +155,13 @@ func imagesEpoch(rel *artifact.Release) (time.Time, error) {
 // DevBase when dev is set; a tag-only reference is refused naming its source.
 func PickBase(field, flag, fromConfig, fromFlag string, dev bool) (Base, error) {
 	ref := fromConfig
-	if fromFlag != "" {
+	switch {
+	case fromFlag != "":
 		ref = fromFlag
+	case dev:
+		// --dev-base wins over the configured base (release.yaml has pinned
+		// defaults), so offline rehearsals never reach for a public registry.
+		return DevBase{}, nil
 	}
 	switch {
 	case ref != "" && !digestPinned(ref):
