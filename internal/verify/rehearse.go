@@ -53,8 +53,8 @@ func (r *Rehearsal) Summary() string {
 }
 
 // Rehearse runs the image half of a release offline, end to end: build both
-// images on release.yaml's bases (DevBase where none is set, since a
-// rehearsal has no internet), push them to a local distribution registry,
+// images on the dev base (a rehearsal has no internet; release.yaml's pinned
+// bases are for real releases), push them to a local distribution registry,
 // push again (must upload no blob), sign every index and platform manifest
 // with a fresh key pair, render the pinned compose file and verify it, and
 // check that an unsigned image is refused. dist/release.json is not changed.
