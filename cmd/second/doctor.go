@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/second-inc/second-release/internal/doctor"
-	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/runtime"
 )
 
@@ -26,16 +25,15 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Short: "Check the payload, mongod, redis-server, node, free disk and home permissions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			root, err := home.Resolve(g.home)
+			l, err := g.layout()
 			if err != nil {
 				return err
 			}
-			l := home.Layout{Root: root}
 			// Examine whatever is there: a missing piece is a finding, not an abort.
 			p, _ := runtime.Discover(runtime.DiscoverOptions{Need: map[string]bool{}})
 			o := doctor.Options{
 				PayloadRoot: p.Root, Node: p.Node, Mongod: p.Mongod, RedisServer: p.RedisServer,
-				NativeEnv: runtime.NativeEnv(p, os.Environ()), Home: root, SecretDir: l.SecretsDir(),
+				NativeEnv: runtime.NativeEnv(p, os.Environ()), Home: l.Root, SecretDir: l.SecretsDir(),
 			}
 			if p.Manifest == "" {
 				o.PayloadRoot = ""

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/runtime"
 )
 
@@ -22,11 +21,11 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Args:      cobra.MaximumNArgs(1),
 		ValidArgs: runtime.LogServices(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := home.Resolve(g.home)
+			l, err := g.layout()
 			if err != nil {
 				return err
 			}
-			o := runtime.LogsOptions{Layout: home.Layout{Root: root}, Lines: lines, Follow: follow, Out: cmd.OutOrStdout()}
+			o := runtime.LogsOptions{Layout: l, Lines: lines, Follow: follow, Out: cmd.OutOrStdout()}
 			if len(args) == 1 {
 				o.Service = args[0]
 			}

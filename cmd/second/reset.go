@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/runtime"
 )
 
@@ -22,11 +21,11 @@ func newResetCmd(g *globals) *cobra.Command {
 		Short: "Stop Second and delete its data, secrets and state (asks first unless --yes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			root, err := home.Resolve(g.home)
+			l, err := g.layout()
 			if err != nil {
 				return err
 			}
-			o := runtime.ResetOptions{Layout: home.Layout{Root: root}, Out: cmd.OutOrStdout()}
+			o := runtime.ResetOptions{Layout: l, Out: cmd.OutOrStdout()}
 			if !yes {
 				o.Confirm = func(what []string) (bool, error) {
 					if !isTerminal(os.Stdin) {

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/runtime"
 )
 
@@ -18,11 +17,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show each service's state, pid, port, restarts and uptime",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			root, err := home.Resolve(g.home)
+			l, err := g.layout()
 			if err != nil {
 				return err
 			}
-			l := home.Layout{Root: root}
 			st, err := runtime.ControlStatus(cmd.Context(), l)
 			if err != nil {
 				// No control server (or it does not answer): runtime.json and the lock.

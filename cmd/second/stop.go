@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/runtime"
 )
 
@@ -17,11 +16,10 @@ func newStopCmd(g *globals) *cobra.Command {
 		Short: "Stop the running runtime (worker, web, redis, then mongod)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			root, err := home.Resolve(g.home)
+			l, err := g.layout()
 			if err != nil {
 				return err
 			}
-			l := home.Layout{Root: root}
 			out := cmd.OutOrStdout()
 			// The control server stops it cleanly from inside; signals are the fallback.
 			asked := runtime.ControlStop(cmd.Context(), l) == nil

@@ -21,15 +21,17 @@ import (
 	"github.com/second-inc/second-release/internal/control/client"
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/releasestatus"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/secrets"
 	"github.com/second-inc/second-release/internal/update"
 )
 
-// Wire types, shared with callers through internal/control/client.
+// Wire types, shared with callers through internal/control/client and
+// internal/runstatus.
 type (
 	Client        = client.Client
 	Info          = client.Info
-	ServiceStatus = client.Service
+	ServiceStatus = runstatus.Service
 	Health        = client.Health
 )
 

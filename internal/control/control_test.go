@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/control"
-	"github.com/second-inc/second-release/internal/control/client"
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/releasestatus"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/update"
 )
 
@@ -235,7 +235,7 @@ func TestAcceptedRequests(t *testing.T) {
 	}
 
 	code, _, body := h.send(t, req{method: "GET", path: "/status", host: "localhost:" + port, auth: bearer})
-	var st client.Status
+	var st runstatus.Status
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
 		t.Fatalf("status: %d %s %v", code, body, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/control/client"
 	"github.com/second-inc/second-release/internal/releasestatus"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/update"
 )
 
@@ -73,7 +74,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if phase == "" {
 		phase = "running"
 	}
-	writeJSON(w, http.StatusOK, client.Status{
+	writeJSON(w, http.StatusOK, runstatus.Status{
 		Running: true, Phase: phase, PID: os.Getpid(), Version: s.opts.Version, PackageName: s.opts.PackageName,
 		URL: snap.URL, ControlURL: s.url, Home: s.opts.Layout.Root, StartedAt: &started, Services: svcs,
 	})

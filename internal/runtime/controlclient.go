@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/second-inc/second-release/internal/control/client"
 	"github.com/second-inc/second-release/internal/home"
@@ -19,44 +18,33 @@ func SecretFiles(l home.Layout) []string {
 	return out
 }
 
-func controlClient(l home.Layout) (*client.Client, error) {
-	c, err := client.Open(l)
-	if err != nil {
-		return nil, err
-	}
-	if tok := os.Getenv("SECOND_LOCAL_CLI_TOKEN"); tok != "" {
-		c.Token = tok // the same override the runtime honours
-	}
-	return c, nil
-}
-
 // ControlStatus asks the control server for the status; an error means
 // the caller should fall back to ReadStatus.
 func ControlStatus(ctx context.Context, l home.Layout) (Status, error) {
-	c, err := controlClient(l)
+	c, err := client.Open(l)
 	if err != nil {
 		return Status{}, err
 	}
-	cs, err := c.Status(ctx)
+	st, err := c.Status(ctx)
 	if err != nil {
 		return Status{}, fmt.Errorf("control server status: %w", err)
 	}
-	st := Status{Running: cs.Running, Phase: cs.Phase, PID: cs.PID, Version: cs.Version, URL: cs.URL, Home: cs.Home,
-		StartedAt: cs.StartedAt, Services: []ServiceStatus{}}
+	// The server's own fields stay out, so `second status --json` prints
+	// the same fields whether or not a control server answered.
+	st.PackageName, st.ControlURL = "", ""
 	if st.Home == "" {
 		st.Home = l.Root
 	}
-	for _, s := range cs.Services {
-		st.Services = append(st.Services, ServiceStatus{Name: s.Name, State: s.State, PID: s.PID, Port: s.Port,
-			Restarts: s.Restarts, StartedAt: s.StartedAt, UptimeSeconds: s.UptimeSeconds})
+	if st.Services == nil {
+		st.Services = []ServiceStatus{}
 	}
-	return st, nil
+	return *st, nil
 }
 
 // ControlStop asks the control server to stop the runtime; it returns once
 // the request is accepted, not when the runtime has stopped.
 func ControlStop(ctx context.Context, l home.Layout) error {
-	c, err := controlClient(l)
+	c, err := client.Open(l)
 	if err != nil {
 		return err
 	}

@@ -7,38 +7,21 @@ import (
 	"io"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/procutil"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/state"
 )
 
-// Status is what `second status` shows and `--json` prints.
-type Status struct {
-	Running   bool            `json:"running"`
-	Phase     string          `json:"phase"` // starting, running, stopping, stopped, failed
-	PID       int             `json:"pid,omitempty"`
-	Version   string          `json:"version,omitempty"`
-	URL       string          `json:"url,omitempty"`
-	Home      string          `json:"home"`
-	StartedAt *time.Time      `json:"startedAt,omitempty"`
-	Services  []ServiceStatus `json:"services"`
-}
+// Status is what `second status` shows and `--json` prints; the control
+// server's GET /status answers the same type.
+type Status = runstatus.Status
 
 // ServiceStatus is one service's line.
-type ServiceStatus struct {
-	Name          string     `json:"name"`
-	State         string     `json:"state"`
-	PID           int        `json:"pid,omitempty"`
-	Port          int        `json:"port,omitempty"`
-	Restarts      int        `json:"restarts"`
-	StartedAt     *time.Time `json:"startedAt,omitempty"`
-	UptimeSeconds int64      `json:"uptimeSeconds"`
-}
+type ServiceStatus = runstatus.Service
 
 // serviceOrder is start order, the order status lists services in.
 func serviceOrder(name string) int {
@@ -132,40 +115,7 @@ func fromState(st *state.State, running bool, now time.Time) Status {
 }
 
 // WriteStatus renders s for people.
-func WriteStatus(w io.Writer, s Status) error {
-	if !s.Running {
-		fmt.Fprintf(w, "Second is not running (home %s).\n", s.Home)
-		if s.Phase == "failed" {
-			fmt.Fprintln(w, "The last run failed: see `second logs supervisor`.")
-		}
-		return nil
-	}
-	up := ""
-	if s.StartedAt != nil {
-		up = ", up " + human(time.Since(*s.StartedAt))
-	}
-	fmt.Fprintf(w, "Second %s is %s at %s (pid %d%s)\n", s.Version, s.Phase, s.URL, s.PID, up)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tSTATE\tPID\tPORT\tRESTARTS\tUPTIME")
-	for _, svc := range s.Services {
-		pid, uptime := "-", "-"
-		if svc.PID != 0 {
-			pid = fmt.Sprint(svc.PID)
-		}
-		if svc.StartedAt != nil {
-			uptime = human(time.Duration(svc.UptimeSeconds) * time.Second)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", svc.Name, svc.State, pid, svc.Port, svc.Restarts, uptime)
-	}
-	return tw.Flush()
-}
-
-func human(d time.Duration) string {
-	if d < time.Hour {
-		return d.Round(time.Second).String()
-	}
-	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
-}
+func WriteStatus(w io.Writer, s Status) error { return runstatus.Write(w, s) }
 
 // StopOptions configures StopRunning.
 type StopOptions struct {

@@ -1,8 +1,9 @@
 // Package client is the control server's wire format and its client: the
-// non-secret local-control.json, the JSON bodies of each route, and a Client
-// that reads the file and the token and calls the server on loopback. Both
-// the server (internal/control) and its callers (`second status|stop`,
-// internal/update) use it.
+// non-secret local-control.json, the JSON bodies of each route (GET /status
+// answers internal/runstatus.Status, the type `second status --json`
+// prints), and a Client that reads the file and the token and calls the
+// server on loopback. Both the server (internal/control) and its callers
+// (`second status|stop`, internal/update) use it.
 package client
 
 import (
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runstatus"
 )
 
 // Info is local-control.json: how to reach the server. It never holds the
@@ -48,17 +50,6 @@ func ReadInfo(path string) (*Info, error) {
 	return &i, nil
 }
 
-// Service is one service as /health (Name, State only) and /status report it.
-type Service struct {
-	Name          string     `json:"name"`
-	State         string     `json:"state"`
-	PID           int        `json:"pid,omitempty"`
-	Port          int        `json:"port,omitempty"`
-	Restarts      int        `json:"restarts"`
-	StartedAt     *time.Time `json:"startedAt,omitempty"`
-	UptimeSeconds int64      `json:"uptimeSeconds"`
-}
-
 // Health is GET /health: nothing secret, no token needed.
 type Health struct {
 	OK       bool          `json:"ok"`
@@ -70,22 +61,6 @@ type Health struct {
 type HealthEntry struct {
 	Name  string `json:"name"`
 	State string `json:"state"`
-}
-
-// Status is GET /status. Its fields match `second status --json`
-// (internal/runtime.Status), plus where the control server and the release
-// come from.
-type Status struct {
-	Running     bool       `json:"running"`
-	Phase       string     `json:"phase"`
-	PID         int        `json:"pid"`
-	Version     string     `json:"version"`
-	PackageName string     `json:"packageName,omitempty"`
-	URL         string     `json:"url,omitempty"` // the web app
-	ControlURL  string     `json:"controlUrl"`
-	Home        string     `json:"home"`
-	StartedAt   *time.Time `json:"startedAt,omitempty"`
-	Services    []Service  `json:"services"`
 }
 
 // ErrorBody is every refusal's body: a short code, nothing else.
@@ -171,8 +146,8 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 }
 
 // Status calls GET /status.
-func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var s Status
+func (c *Client) Status(ctx context.Context) (*runstatus.Status, error) {
+	var s runstatus.Status
 	return &s, c.do(ctx, http.MethodGet, "/status", nil, true, &s)
 }
 
