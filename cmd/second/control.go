@@ -70,12 +70,7 @@ func (v runtimeView) Snapshot() control.Snapshot {
 	if st.StartedAt != nil {
 		snap.StartedAt = *st.StartedAt
 	}
-	for _, s := range st.Services {
-		snap.Services = append(snap.Services, control.ServiceStatus{
-			Name: s.Name, State: s.State, PID: s.PID, Port: s.Port, Restarts: s.Restarts,
-			StartedAt: s.StartedAt, UptimeSeconds: s.UptimeSeconds,
-		})
-	}
+	snap.Services = st.Services
 	return snap
 }
 

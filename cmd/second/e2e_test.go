@@ -25,6 +25,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/manifest"
 	"github.com/second-inc/second-release/internal/procutil"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/runtime"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
@@ -215,26 +216,26 @@ func (p *payload) log(service string) string {
 	return string(b)
 }
 
-func (p *payload) status(t *testing.T) runtime.Status {
+func (p *payload) status(t *testing.T) runstatus.Status {
 	t.Helper()
 	out, errOut, code := p.run(t, nil, "status", "--json")
 	if code != 0 {
 		t.Fatalf("status --json exited %d: %s", code, errOut)
 	}
-	var st runtime.Status
+	var st runstatus.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
 	return st
 }
 
-func service(st runtime.Status, name string) runtime.ServiceStatus {
+func service(st runstatus.Status, name string) runstatus.Service {
 	for _, s := range st.Services {
 		if s.Name == name {
 			return s
 		}
 	}
-	return runtime.ServiceStatus{}
+	return runstatus.Service{}
 }
 
 func getJSON(t *testing.T, url string, v any) {
@@ -277,7 +278,7 @@ func assertGone(t *testing.T, pids []int, within time.Duration) {
 	}
 }
 
-func childPIDs(st runtime.Status) []int {
+func childPIDs(st runstatus.Status) []int {
 	var pids []int
 	for _, s := range st.Services {
 		if s.PID != 0 {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/second-inc/second-release/internal/browser"
 	"github.com/second-inc/second-release/internal/buildinfo"
-	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/manifest"
 	"github.com/second-inc/second-release/internal/runtime"
 )
@@ -49,7 +48,7 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 	if f.port < 0 || f.port > 65535 {
 		return fmt.Errorf("--port %d: must be between 1 and 65535", f.port)
 	}
-	root, err := home.Resolve(g.home)
+	layout, err := g.layout()
 	if err != nil {
 		return err
 	}
@@ -61,7 +60,7 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 	out := cmd.OutOrStdout()
 	var openOnce sync.Once // a run resumed after a failed update must not open a second tab
 	opts := runtime.Options{
-		Layout:           home.Layout{Root: root},
+		Layout:           layout,
 		Payload:          payload,
 		Port:             f.port,
 		PortExplicit:     cmd.Flags().Changed("port") && f.port > 0, // --port 0: any free port

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/runtime"
 )
 
@@ -33,7 +34,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			return runtime.WriteStatus(cmd.OutOrStdout(), st)
+			return runstatus.Write(cmd.OutOrStdout(), st)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

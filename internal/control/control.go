@@ -29,10 +29,9 @@ import (
 // Wire types, shared with callers through internal/control/client and
 // internal/runstatus.
 type (
-	Client        = client.Client
-	Info          = client.Info
-	ServiceStatus = runstatus.Service
-	Health        = client.Health
+	Client = client.Client
+	Info   = client.Info
+	Health = client.Health
 )
 
 // Open reads local-control.json and the token for a Client.
@@ -52,7 +51,7 @@ type Snapshot struct {
 	Phase     string // starting, running, stopping
 	URL       string // the web app's URL
 	StartedAt time.Time
-	Services  []ServiceStatus
+	Services  []runstatus.Service
 }
 
 // ReleaseChecker answers GET /release/status; *releasestatus.Checker is one.

@@ -30,7 +30,7 @@ type fakeRuntime struct {
 
 func (f *fakeRuntime) Snapshot() control.Snapshot {
 	started := time.Now().Add(-time.Minute)
-	return control.Snapshot{Phase: "running", URL: "http://localhost:3030", Services: []control.ServiceStatus{
+	return control.Snapshot{Phase: "running", URL: "http://localhost:3030", Services: []runstatus.Service{
 		{Name: "redis", State: "ready", PID: 4242, Port: 6380, Restarts: 1, StartedAt: &started},
 		{Name: "web", State: "starting", PID: 4243, Port: 3030},
 	}}

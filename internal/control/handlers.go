@@ -64,7 +64,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if svcs == nil {
-		svcs = []ServiceStatus{}
+		svcs = []runstatus.Service{}
 	}
 	started := snap.StartedAt
 	if started.IsZero() {

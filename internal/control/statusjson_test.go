@@ -12,6 +12,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/control"
 	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/runtime"
 )
 
@@ -37,7 +38,7 @@ func TestStatusJSONSameForServerAndCLI(t *testing.T) {
 	srv, err := control.Start(ctx, control.Options{
 		Layout: l, Version: "1.0.0", PackageName: "@second-inc/cli",
 		Runtime: fixedRuntime{control.Snapshot{Phase: "running", URL: "http://localhost:3030", StartedAt: started,
-			Services: []control.ServiceStatus{
+			Services: []runstatus.Service{
 				{Name: "redis", State: "ready", PID: 4242, Port: 6380, Restarts: 1, StartedAt: &svcStart, UptimeSeconds: 59},
 				{Name: "web", State: "starting"},
 			}}},

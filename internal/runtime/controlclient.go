@@ -6,6 +6,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/control/client"
 	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/secrets"
 )
 
@@ -20,14 +21,14 @@ func SecretFiles(l home.Layout) []string {
 
 // ControlStatus asks the control server for the status; an error means
 // the caller should fall back to ReadStatus.
-func ControlStatus(ctx context.Context, l home.Layout) (Status, error) {
+func ControlStatus(ctx context.Context, l home.Layout) (runstatus.Status, error) {
 	c, err := client.Open(l)
 	if err != nil {
-		return Status{}, err
+		return runstatus.Status{}, err
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
-		return Status{}, fmt.Errorf("control server status: %w", err)
+		return runstatus.Status{}, fmt.Errorf("control server status: %w", err)
 	}
 	// The server's own fields stay out, so `second status --json` prints
 	// the same fields whether or not a control server answered.
@@ -36,7 +37,7 @@ func ControlStatus(ctx context.Context, l home.Layout) (Status, error) {
 		st.Home = l.Root
 	}
 	if st.Services == nil {
-		st.Services = []ServiceStatus{}
+		st.Services = []runstatus.Service{}
 	}
 	return *st, nil
 }

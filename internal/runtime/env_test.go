@@ -29,7 +29,7 @@ func TestChildEnvironmentsFollowContract(t *testing.T) {
 		"NODE_ENV": "production", "NEXT_TELEMETRY_DISABLED": "1", "HOSTNAME": "127.0.0.1", "PORT": "3030",
 		"SECOND_AUTH_MODE": "none", "SECOND_NO_AUTH_SESSION_SECRET": "sess", "INTERNAL_API_TOKEN": "tok",
 		"NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": "sak",
-		"MONGODB_URI": mongo, "REDIS_URL": "redis://127.0.0.1:6380",
+		"MONGODB_URI":                        mongo, "REDIS_URL": "redis://127.0.0.1:6380",
 		"SECOND_PUBLIC_URL": "http://localhost:3030", "WEB_URL": "http://127.0.0.1:3030",
 		"WORKER_URL": "http://127.0.0.1:3001", "TOOL_EXECUTE_URL": "http://127.0.0.1:3030/api/internal/tool-execute",
 		"SECOND_LOCAL_INSTALL": "1", "SECOND_RELEASE_RUNTIME": "native", "SECOND_RELEASE_VERSION": "1.2.3",

@@ -16,13 +16,6 @@ import (
 	"github.com/second-inc/second-release/internal/state"
 )
 
-// Status is what `second status` shows and `--json` prints; the control
-// server's GET /status answers the same type.
-type Status = runstatus.Status
-
-// ServiceStatus is one service's line.
-type ServiceStatus = runstatus.Service
-
 // serviceOrder is start order, the order status lists services in.
 func serviceOrder(name string) int {
 	switch name {
@@ -39,7 +32,7 @@ func serviceOrder(name string) int {
 }
 
 // Status is the live status of this runtime (for the control server).
-func (rt *Runtime) Status() Status {
+func (rt *Runtime) Status() runstatus.Status {
 	rt.mu.Lock()
 	st := rt.state
 	rt.mu.Unlock()
@@ -74,20 +67,20 @@ func (rt *Runtime) Status() Status {
 // ReadStatus is the status from runtime.json and the lock, used when no
 // control server answers. A runtime counts as running only while its
 // lock is held and its pid is alive.
-func ReadStatus(l home.Layout) (Status, error) {
+func ReadStatus(l home.Layout) (runstatus.Status, error) {
 	st, err := state.Read(l.StateFile())
 	if err != nil {
-		return Status{}, err
+		return runstatus.Status{}, err
 	}
 	if st == nil {
-		return Status{Phase: "stopped", Home: l.Root, Services: []ServiceStatus{}}, nil
+		return runstatus.Status{Phase: "stopped", Home: l.Root, Services: []runstatus.Service{}}, nil
 	}
 	running := st.PID > 0 && procutil.Alive(st.PID) && state.Held(l.LockFile())
 	return fromState(st, running, time.Now()), nil
 }
 
-func fromState(st *state.State, running bool, now time.Time) Status {
-	out := Status{Running: running, Phase: st.Phase, Version: st.Version, Home: st.Home, Services: []ServiceStatus{}}
+func fromState(st *state.State, running bool, now time.Time) runstatus.Status {
+	out := runstatus.Status{Running: running, Phase: st.Phase, Version: st.Version, Home: st.Home, Services: []runstatus.Service{}}
 	if running {
 		out.PID, out.URL = st.PID, st.URL
 		t := st.StartedAt
@@ -96,7 +89,7 @@ func fromState(st *state.State, running bool, now time.Time) Status {
 		out.Phase = "stopped"
 	}
 	for name, s := range st.Services {
-		svc := ServiceStatus{Name: name, State: s.State, Port: s.Port, Restarts: s.Restarts}
+		svc := runstatus.Service{Name: name, State: s.State, Port: s.Port, Restarts: s.Restarts}
 		if running && s.PID != 0 {
 			svc.PID = s.PID
 			if !s.StartedAt.IsZero() {
@@ -114,8 +107,6 @@ func fromState(st *state.State, running bool, now time.Time) Status {
 	return out
 }
 
-// WriteStatus renders s for people.
-func WriteStatus(w io.Writer, s Status) error { return runstatus.Write(w, s) }
 
 // StopOptions configures StopRunning.
 type StopOptions struct {

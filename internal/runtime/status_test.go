@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/state"
 )
 
@@ -34,19 +35,19 @@ func TestWriteStatus(t *testing.T) {
 	start := time.Now().Add(-90 * time.Second)
 	tests := []struct {
 		name string
-		st   Status
+		st   runstatus.Status
 		want []string
 	}{
-		{"running", Status{Running: true, Phase: "running", PID: 42, Version: "1.2.3", URL: "http://localhost:3030", StartedAt: &start,
-			Services: []ServiceStatus{{Name: "web", State: "ready", PID: 43, Port: 3030, Restarts: 1, StartedAt: &start, UptimeSeconds: 90}}},
+		{"running", runstatus.Status{Running: true, Phase: "running", PID: 42, Version: "1.2.3", URL: "http://localhost:3030", StartedAt: &start,
+			Services: []runstatus.Service{{Name: "web", State: "ready", PID: 43, Port: 3030, Restarts: 1, StartedAt: &start, UptimeSeconds: 90}}},
 			[]string{"Second 1.2.3 is running at http://localhost:3030 (pid 42, up 1m30s)", "SERVICE", "web", "ready", "43", "3030", "1m30s"}},
-		{"stopped", Status{Phase: "stopped", Home: "/h"}, []string{"not running (home /h)"}},
-		{"failed", Status{Phase: "failed", Home: "/h"}, []string{"not running", "last run failed", "second logs supervisor"}},
+		{"stopped", runstatus.Status{Phase: "stopped", Home: "/h"}, []string{"not running (home /h)"}},
+		{"failed", runstatus.Status{Phase: "failed", Home: "/h"}, []string{"not running", "last run failed", "second logs supervisor"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b strings.Builder
-			if err := WriteStatus(&b, tt.st); err != nil {
+			if err := runstatus.Write(&b, tt.st); err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range tt.want {

@@ -19,6 +19,7 @@ import (
 	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/releasestatus"
+	"github.com/second-inc/second-release/internal/runstatus"
 	"github.com/second-inc/second-release/internal/state"
 	"github.com/second-inc/second-release/internal/update"
 )
@@ -159,7 +160,7 @@ func (f *fixture) Exit() { f.cancel() }
 type fixtureRuntime struct{ f *fixture }
 
 func (r fixtureRuntime) Snapshot() control.Snapshot {
-	return control.Snapshot{Phase: "running", Services: []control.ServiceStatus{{Name: "fixture", State: "ready", PID: os.Getpid()}}}
+	return control.Snapshot{Phase: "running", Services: []runstatus.Service{{Name: "fixture", State: "ready", PID: os.Getpid()}}}
 }
 
 func (r fixtureRuntime) Stop(ctx context.Context) error { r.f.cancel(); return nil }
