@@ -1,7 +1,8 @@
 // Package npmregistry is a small read-only client for the npm registry API:
-// packuments, dist-tags and one version's integrity and tarball, with the
-// registry and credentials chosen from the user's npm configuration. Errors
-// carry short codes and never a token or URL credentials.
+// ping, whoami, packuments, dist-tags and one version's integrity and
+// tarball, with the registry and credentials chosen from the user's npm
+// configuration. Errors carry short codes and never a token or URL
+// credentials.
 package npmregistry
 
 import (
@@ -30,17 +31,22 @@ const (
 	CodeBadResponse  Code = "bad_response"  // 5xx, unexpected status or unparsable body
 )
 
-// Error is a registry failure for one package.
+// Error is a registry failure for one package or one registry endpoint.
 type Error struct {
-	Code    Code
-	Package string
-	Status  int    // HTTP status, 0 when none was received
-	detail  string // already redacted
-	cause   error
+	Code     Code
+	Package  string
+	Endpoint string // "-/ping", "-/whoami": set instead of Package
+	Status   int    // HTTP status, 0 when none was received
+	detail   string // already redacted
+	cause    error
 }
 
 func (e *Error) Error() string {
-	s := fmt.Sprintf("npm registry: %s %s", e.Code, e.Package)
+	subject := e.Package
+	if subject == "" && e.Endpoint != "" {
+		subject = "GET " + e.Endpoint
+	}
+	s := fmt.Sprintf("npm registry: %s %s", e.Code, subject)
 	if e.Status != 0 {
 		s += fmt.Sprintf(" (HTTP %d)", e.Status)
 	}
@@ -135,7 +141,7 @@ func EscapeName(pkg string) string {
 // Packument fetches the package document of pkg.
 func (c *Client) Packument(ctx context.Context, pkg string) (*Packument, error) {
 	var p Packument
-	if err := c.getJSON(ctx, pkg, c.PackageURL(pkg), &p); err != nil {
+	if err := c.getJSON(ctx, Error{Package: pkg}, c.PackageURL(pkg), &p); err != nil {
 		return nil, err
 	}
 	if p.DistTags == nil {
@@ -170,10 +176,74 @@ func (c *Client) Version(ctx context.Context, pkg, version string) (integrity, t
 	return v.Dist.Integrity, v.Dist.Tarball, true, nil
 }
 
-func (c *Client) getJSON(ctx context.Context, pkg, u string, into any) error {
+// Ping fails when the registry (Registry, else the configured default) cannot
+// be reached. Any answer below 500 counts as reachable: some registries
+// answer -/ping with 404 or 401.
+func (c *Client) Ping(ctx context.Context) error {
+	at := Error{Endpoint: "-/ping"}
+	resp, err := c.send(ctx, at, c.RegistryFor("")+"-/ping")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode >= 500 {
+		return at.with(CodeBadResponse, resp.StatusCode, "", nil)
+	}
+	return nil
+}
+
+// Whoami is the user the registry (Registry, else the configured default)
+// authenticates our credentials as. It is "" when the registry answers for
+// an anonymous client: Verdaccio says 200 with "{}" rather than 401. A
+// refusal is an *Error with CodeAuthRequired or CodeForbidden.
+func (c *Client) Whoami(ctx context.Context) (string, error) {
+	var out struct {
+		Username string `json:"username"`
+	}
+	if err := c.getJSON(ctx, Error{Endpoint: "-/whoami"}, c.RegistryFor("")+"-/whoami", &out); err != nil {
+		return "", err
+	}
+	return out.Username, nil
+}
+
+// PackageInfo is what publishing needs of a packument.
+type PackageInfo struct {
+	// Versions maps each published version to its dist.integrity.
+	Versions map[string]string
+	DistTags map[string]string
+}
+
+// Package returns pkg's versions (with their integrity) and dist-tags; nil,
+// nil when the registry does not know pkg. Errors name the package and the
+// registry and keep their Code.
+func (c *Client) Package(ctx context.Context, pkg string) (*PackageInfo, error) {
+	doc, err := c.Packument(ctx, pkg)
+	if CodeOf(err) == CodeNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", pkg, c.redact(c.RegistryFor(pkg)), err)
+	}
+	info := &PackageInfo{Versions: make(map[string]string, len(doc.Versions)), DistTags: doc.DistTags}
+	for v, m := range doc.Versions {
+		info.Versions[v] = m.Dist.Integrity
+	}
+	return info, nil
+}
+
+// with is a copy of the error template e with the failure filled in.
+func (e Error) with(code Code, status int, detail string, cause error) *Error {
+	e.Code, e.Status, e.detail, e.cause = code, status, detail, cause
+	return &e
+}
+
+// send GETs u with the credentials npm would use; at names what is being
+// read in errors.
+func (c *Client) send(ctx context.Context, at Error, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return &Error{Code: CodeBadResponse, Package: pkg, detail: "invalid registry URL " + c.redact(u)}
+		return nil, at.with(CodeBadResponse, 0, "invalid registry URL "+c.redact(u), nil)
 	}
 	// The abbreviated ("corgi") document is what npm install reads; it is
 	// much smaller and has everything this client needs.
@@ -195,29 +265,37 @@ func (c *Client) getJSON(ctx context.Context, pkg, u string, into any) error {
 		if errors.As(err, &ue) {
 			cause = ue.Err // drop the URL, which may carry credentials
 		}
-		return &Error{Code: CodeUnreachable, Package: pkg, detail: c.redact(cause.Error()), cause: cause}
+		return nil, at.with(CodeUnreachable, 0, c.redact(cause.Error()), cause)
+	}
+	return resp, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, at Error, u string, into any) error {
+	resp, err := c.send(ctx, at, u)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode == http.StatusUnauthorized:
-		return &Error{Code: CodeAuthRequired, Package: pkg, Status: resp.StatusCode}
+		return at.with(CodeAuthRequired, resp.StatusCode, "", nil)
 	case resp.StatusCode == http.StatusForbidden:
-		return &Error{Code: CodeForbidden, Package: pkg, Status: resp.StatusCode}
+		return at.with(CodeForbidden, resp.StatusCode, "", nil)
 	case resp.StatusCode == http.StatusNotFound:
-		return &Error{Code: CodeNotFound, Package: pkg, Status: resp.StatusCode}
+		return at.with(CodeNotFound, resp.StatusCode, "", nil)
 	default:
-		return &Error{Code: CodeBadResponse, Package: pkg, Status: resp.StatusCode}
+		return at.with(CodeBadResponse, resp.StatusCode, "", nil)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return &Error{Code: CodeUnreachable, Package: pkg, Status: resp.StatusCode, detail: "reading body: " + c.redact(err.Error()), cause: err}
+		return at.with(CodeUnreachable, resp.StatusCode, "reading body: "+c.redact(err.Error()), err)
 	}
 	if len(body) > maxBody {
-		return &Error{Code: CodeBadResponse, Package: pkg, Status: resp.StatusCode, detail: "package document larger than 64 MiB"}
+		return at.with(CodeBadResponse, resp.StatusCode, "document larger than 64 MiB", nil)
 	}
 	if err := json.Unmarshal(body, into); err != nil {
-		return &Error{Code: CodeBadResponse, Package: pkg, Status: resp.StatusCode, detail: "invalid JSON: " + err.Error(), cause: err}
+		return at.with(CodeBadResponse, resp.StatusCode, "invalid JSON: "+err.Error(), err)
 	}
 	return nil
 }

@@ -173,4 +173,140 @@ func TestVerdaccio(t *testing.T) {
 	if err != nil && strings.Contains(err.Error(), "not-a-real-token") {
 		t.Errorf("error leaks the token: %v", err)
 	}
+
+	// Ping, Whoami and Package against the real registry. Ping and Whoami
+	// ask the default registry, so name Verdaccio (the npmrc only scopes it).
+	at := &npmregistry.Client{Config: cfg, Registry: v.URL}
+	if err := at.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if user, err := at.Whoami(ctx); err != nil || user != "tester" {
+		t.Errorf("Whoami = %q, %v; want tester", user, err)
+	}
+	// Verdaccio answers an anonymous whoami with 200 "{}": not logged in.
+	if user, err := (&npmregistry.Client{Config: cfg, Registry: v.URL, Anonymous: true}).Whoami(ctx); err != nil || user != "" {
+		t.Errorf("anonymous Whoami = %q, %v; want \"\", nil", user, err)
+	}
+	if user, err := (&npmregistry.Client{Config: bad, Registry: v.URL}).Whoami(ctx); user != "" || (err != nil && !refusal(err)) {
+		t.Errorf("Whoami with a bad token = %q, %v; want no user", user, err)
+	}
+	info, err := c.Package(ctx, "@second-inc/cli")
+	if err != nil || info == nil || info.Versions["1.0.0"] != integ || info.DistTags["next"] != "1.1.0-rc.1" {
+		t.Errorf("Package = %+v, %v", info, err)
+	}
+	if info, err := c.Package(ctx, "@second-inc/nothing-here"); info != nil || err != nil {
+		t.Errorf("Package of an unpublished name = %+v, %v; want nil, nil", info, err)
+	}
+}
+
+// refusal: the registry rejected or lacks our credentials.
+func refusal(err error) bool {
+	c := npmregistry.CodeOf(err)
+	return c == npmregistry.CodeAuthRequired || c == npmregistry.CodeForbidden
+}
+
+// Ping, Whoami and Package: what each status means, credentials sent and
+// never shown.
+func TestPingWhoamiPackage(t *testing.T) {
+	type answer struct {
+		status int
+		body   string
+	}
+	answers := map[string]answer{}
+	var gotAuth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
+		a, ok := answers[r.URL.EscapedPath()]
+		if !ok {
+			a = answer{404, ""}
+		}
+		w.WriteHeader(a.status)
+		w.Write([]byte(a.body))
+	}))
+	defer srv.Close()
+	cfg := configFor(t, "registry="+srv.URL+"/\n//"+strings.TrimPrefix(srv.URL, "http://")+"/:_authToken="+secretToken+"\n")
+	ctx := context.Background()
+
+	tests := []struct {
+		name      string
+		ping      answer
+		whoami    answer
+		pingCode  npmregistry.Code
+		user      string
+		whoCode   npmregistry.Code
+		errSubstr string // in the whoami error
+	}{
+		{"logged in", answer{200, "{}"}, answer{200, `{"username":"alice"}`}, "", "alice", "", ""},
+		// Verdaccio answers an anonymous whoami with 200 and "{}".
+		{"anonymous 200 {}", answer{200, "{}"}, answer{200, "{}"}, "", "", "", ""},
+		{"ping 404 is reachable", answer{404, ""}, answer{401, ""}, "", "", npmregistry.CodeAuthRequired, "GET -/whoami (HTTP 401)"},
+		{"ping 401 is reachable", answer{401, ""}, answer{403, ""}, "", "", npmregistry.CodeForbidden, "(HTTP 403)"},
+		{"server errors", answer{503, ""}, answer{500, ""}, npmregistry.CodeBadResponse, "", npmregistry.CodeBadResponse, "bad_response GET -/whoami (HTTP 500)"},
+		{"whoami not JSON", answer{200, ""}, answer{200, "<html>" + secretToken}, "", "", npmregistry.CodeBadResponse, "invalid JSON"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			answers = map[string]answer{"/-/ping": tc.ping, "/-/whoami": tc.whoami}
+			gotAuth = nil
+			c := &npmregistry.Client{Config: cfg}
+			err := c.Ping(ctx)
+			if got := npmregistry.CodeOf(err); got != tc.pingCode || (err != nil && got == "") {
+				t.Errorf("Ping: %v, want code %q", err, tc.pingCode)
+			}
+			user, err := c.Whoami(ctx)
+			if got := npmregistry.CodeOf(err); got != tc.whoCode || (err != nil && got == "") {
+				t.Errorf("Whoami: %v, want code %q", err, tc.whoCode)
+			}
+			if user != tc.user {
+				t.Errorf("Whoami user %q, want %q", user, tc.user)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.errSubstr) {
+				t.Errorf("Whoami error %q lacks %q", err, tc.errSubstr)
+			}
+			if err != nil && strings.Contains(err.Error(), secretToken) {
+				t.Errorf("Whoami error leaks the token: %v", err)
+			}
+			for _, a := range gotAuth {
+				if a != "Bearer "+secretToken {
+					t.Errorf("Authorization sent = %q", a)
+				}
+			}
+		})
+	}
+
+	// Package: versions with integrity and dist-tags; nil, nil when unknown;
+	// other failures name the package and registry and keep their code.
+	answers = map[string]answer{
+		"/@s%2fok":   {200, `{"name":"@s/ok","dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"integrity":"sha512-a"}},"2.0.0-rc.1":{"dist":{"integrity":"sha512-b"}}}}`},
+		"/@s%2fdeny": {401, ""},
+	}
+	c := &npmregistry.Client{Registry: "http://bob:hunter2@" + strings.TrimPrefix(srv.URL, "http://")}
+	info, err := c.Package(ctx, "@s/ok")
+	if err != nil || info == nil || info.Versions["1.0.0"] != "sha512-a" || info.Versions["2.0.0-rc.1"] != "sha512-b" || info.DistTags["latest"] != "1.0.0" || len(info.Versions) != 2 {
+		t.Errorf("Package @s/ok = %+v, %v", info, err)
+	}
+	if info, err := c.Package(ctx, "@s/missing"); info != nil || err != nil {
+		t.Errorf("Package of an unknown package = %+v, %v; want nil, nil", info, err)
+	}
+	_, err = c.Package(ctx, "@s/deny")
+	if npmregistry.CodeOf(err) != npmregistry.CodeAuthRequired {
+		t.Errorf("Package @s/deny: %v, want auth_required", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "@s/deny") || !strings.Contains(err.Error(), strings.TrimPrefix(srv.URL, "http://")) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Package error must name package and registry without URL credentials: %v", err)
+	}
+
+	// Nothing listening: Ping and Whoami say unreachable, without URL credentials.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c = &npmregistry.Client{Registry: "http://bob:hunter2@" + addr + "/", HTTP: &http.Client{Timeout: 2 * time.Second}}
+	for name, err := range map[string]error{"Ping": c.Ping(ctx), "Whoami": func() error { _, err := c.Whoami(ctx); return err }()} {
+		if npmregistry.CodeOf(err) != npmregistry.CodeUnreachable || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s on a closed port: %v, want unreachable without credentials", name, err)
+		}
+	}
 }

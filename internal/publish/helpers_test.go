@@ -17,6 +17,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/npmconf"
+	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/publish"
 	"github.com/second-inc/second-release/internal/testsupport"
 	"github.com/second-inc/second-release/internal/verdaccio"
@@ -165,7 +166,7 @@ func (w testWriter) Write(b []byte) (int, error) {
 }
 
 // direct reads the registry without the proxy, as the publisher's user.
-func direct(t *testing.T, srv *verdaccio.Server, token string) *publish.HTTPRegistry {
+func direct(t *testing.T, srv *verdaccio.Server, token string) *npmregistry.Client {
 	t.Helper()
 	rc := filepath.Join(t.TempDir(), ".npmrc")
 	if err := verdaccio.WriteNpmrcFor(rc, srv.URL, token, "@second-inc"); err != nil {
@@ -175,7 +176,7 @@ func direct(t *testing.T, srv *verdaccio.Server, token string) *publish.HTTPRegi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &publish.HTTPRegistry{URL: srv.URL, Config: conf}
+	return &npmregistry.Client{Registry: srv.URL, Config: conf}
 }
 
 // watcher polls the registry while a publish runs and records every state
@@ -194,7 +195,7 @@ func watch(reg publish.Registry, launcher string, payloads []string) *watcher {
 	seen := map[string]string{}
 	check := func() {
 		ctx := context.Background()
-		infos := map[string]*publish.PackageInfo{}
+		infos := map[string]*npmregistry.PackageInfo{}
 		// Launcher first: a payload seen after it can only have been added later.
 		for _, name := range append([]string{launcher}, payloads...) {
 			info, err := reg.Package(ctx, name)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/npmconf"
+	"github.com/second-inc/second-release/internal/npmregistry"
 )
 
 // DefaultStagingTag is the dist-tag packages are uploaded under, so the
@@ -97,7 +98,7 @@ type run struct {
 	ledger   *Ledger
 	reader   Registry
 	up       Uploader
-	infos    map[string]*PackageInfo
+	infos    map[string]*npmregistry.PackageInfo
 }
 
 // Run publishes the release. The ledger it returns (also written to
@@ -130,7 +131,7 @@ func Run(ctx context.Context, opts Options) (*Ledger, error) {
 // reachable, authenticated, no conflicting version, latest not moving back.
 // Non-strict (release plan) reports what it can and never fails on the registry.
 func prepare(ctx context.Context, opts Options, strict bool) (*run, error) {
-	r := &run{opts: opts, log: opts.Log, infos: map[string]*PackageInfo{}}
+	r := &run{opts: opts, log: opts.Log, infos: map[string]*npmregistry.PackageInfo{}}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -268,7 +269,7 @@ func (r *run) resolveRegistry() error {
 	r.args = UploadArgs{Registry: reg, Scope: r.scope, Access: r.opts.Access, OTP: r.opts.OTP, Provenance: r.opts.Provenance}
 	r.reader = r.opts.Reader
 	if r.reader == nil {
-		r.reader = &HTTPRegistry{URL: reg, Config: conf}
+		r.reader = &npmregistry.Client{Registry: reg, Config: conf}
 	}
 	r.up = r.opts.Uploader
 	if r.up == nil {
@@ -302,7 +303,7 @@ func (r *run) inspect(ctx context.Context, strict bool) error {
 	}
 	user, err := r.reader.Whoami(ctx)
 	switch {
-	case err != nil && !errors.Is(err, ErrUnauthorized):
+	case err != nil && !refused(err):
 		if strict {
 			return refuse("ask %s who we are (GET -/whoami): %v", reg, err)
 		}

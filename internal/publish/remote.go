@@ -2,7 +2,6 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/second-inc/second-release/internal/npmconf"
+	"github.com/second-inc/second-release/internal/npmregistry"
 )
 
 // Remote is what the registry says about one package at one version, for
@@ -57,7 +57,7 @@ func Inspect(ctx context.Context, o RemoteOptions, names []string, version strin
 	reg = strings.TrimSuffix(reg, "/") + "/"
 	reader := o.Reader
 	if reader == nil {
-		reader = &HTTPRegistry{URL: reg, Config: conf}
+		reader = &npmregistry.Client{Registry: reg, Config: conf}
 	}
 	rep := &RemoteReport{Registry: reg}
 	if err := reader.Ping(ctx); err != nil {
@@ -69,7 +69,7 @@ func Inspect(ctx context.Context, o RemoteOptions, names []string, version strin
 	}
 	user, err := reader.Whoami(ctx)
 	switch {
-	case err != nil && !errors.Is(err, ErrUnauthorized):
+	case err != nil && !refused(err):
 		rep.Error = fmt.Sprintf("whoami at %s: %v", reg, err)
 	case err != nil || user == "":
 		rep.Error = fmt.Sprintf("not authenticated to %s (publish would refuse; run `npm login --registry %s`)", reg, reg)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/config"
+	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/publish"
 )
 
@@ -21,7 +22,7 @@ import (
 // recording every change in order.
 type memRegistry struct {
 	mu       sync.Mutex
-	pkgs     map[string]*publish.PackageInfo
+	pkgs     map[string]*npmregistry.PackageInfo
 	log      []string
 	otp      string // when set, changes need this one-time password
 	user     string
@@ -29,19 +30,19 @@ type memRegistry struct {
 }
 
 func newMem() *memRegistry {
-	return &memRegistry{pkgs: map[string]*publish.PackageInfo{}, user: "me", failNext: map[string]error{}}
+	return &memRegistry{pkgs: map[string]*npmregistry.PackageInfo{}, user: "me", failNext: map[string]error{}}
 }
 
 func (m *memRegistry) Ping(context.Context) error             { return nil }
 func (m *memRegistry) Whoami(context.Context) (string, error) { return m.user, nil }
-func (m *memRegistry) Package(_ context.Context, n string) (*publish.PackageInfo, error) {
+func (m *memRegistry) Package(_ context.Context, n string) (*npmregistry.PackageInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.pkgs[n]
 	if p == nil {
 		return nil, nil
 	}
-	cp := &publish.PackageInfo{Versions: map[string]string{}, DistTags: map[string]string{}}
+	cp := &npmregistry.PackageInfo{Versions: map[string]string{}, DistTags: map[string]string{}}
 	for k, v := range p.Versions {
 		cp.Versions[k] = v
 	}
@@ -66,7 +67,7 @@ func (m *memRegistry) Publish(_ context.Context, tarball string, a publish.Uploa
 	pkgName, version := nameOf(tarball)
 	p := m.pkgs[pkgName]
 	if p == nil {
-		p = &publish.PackageInfo{Versions: map[string]string{}, DistTags: map[string]string{}}
+		p = &npmregistry.PackageInfo{Versions: map[string]string{}, DistTags: map[string]string{}}
 		m.pkgs[pkgName] = p
 	}
 	p.Versions[version] = integ
@@ -209,8 +210,8 @@ func TestMakePlan(t *testing.T) {
 	cfg := &config.Config{Scope: "@second-inc", Launcher: "plan-cli", PayloadPrefix: "plan-cli-local"}
 	// linux-x64 is already in with other bytes; darwin-arm64 with the same bytes.
 	_, same, _, _ := artifact.Digests(filepath.Join(dist, "npm", "second-inc-plan-cli-local-darwin-arm64-1.0.0.tgz"))
-	m.pkgs["@second-inc/plan-cli-local-darwin-arm64"] = &publish.PackageInfo{Versions: map[string]string{"1.0.0": same}, DistTags: map[string]string{"latest": "0.9.0"}}
-	m.pkgs["@second-inc/plan-cli-local-linux-x64"] = &publish.PackageInfo{Versions: map[string]string{"1.0.0": "sha512-other"}, DistTags: map[string]string{}}
+	m.pkgs["@second-inc/plan-cli-local-darwin-arm64"] = &npmregistry.PackageInfo{Versions: map[string]string{"1.0.0": same}, DistTags: map[string]string{"latest": "0.9.0"}}
+	m.pkgs["@second-inc/plan-cli-local-linux-x64"] = &npmregistry.PackageInfo{Versions: map[string]string{"1.0.0": "sha512-other"}, DistTags: map[string]string{}}
 	p, err := publish.MakePlan(context.Background(), publish.PlanOptions{
 		Config: cfg, Version: "1.0.0", Platforms: []string{"darwin-arm64", "linux-x64"}, Publish: memOptions(t, dist, m),
 	})

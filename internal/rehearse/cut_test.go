@@ -10,6 +10,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/npmconf"
+	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/publish"
 	"github.com/second-inc/second-release/internal/rehearse"
 	"github.com/second-inc/second-release/internal/testsupport"
@@ -26,7 +27,7 @@ func TestCutStopsAndResumes(t *testing.T) {
 	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "npm_config_userconfig=" + rc,
 		"npm_config_cache=" + filepath.Join(home, "cache"), "npm_config_update_notifier=false"}
-	reg := &publish.HTTPRegistry{URL: srv.URL}
+	reg := &npmregistry.Client{Registry: srv.URL}
 	if conf, err := loadConf(rc); err == nil {
 		reg.Config = conf
 	} else {
