@@ -253,6 +253,9 @@ func assemble(stage, rel string, o Options) error {
 	if err := fixPreviewKeys(o.OutDir, o.BuildID); err != nil {
 		return err
 	}
+	if err := sortManifests(filepath.Join(o.OutDir, ".next")); err != nil {
+		return err
+	}
 	if err := filetree.Dereference(o.OutDir); err != nil {
 		return fmt.Errorf("web build: %w", err)
 	}
