@@ -107,7 +107,6 @@ func fromState(st *state.State, running bool, now time.Time) runstatus.Status {
 	return out
 }
 
-
 // StopOptions configures StopRunning.
 type StopOptions struct {
 	Layout  home.Layout
