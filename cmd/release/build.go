@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -16,8 +14,9 @@ func init() { subcommands = append(subcommands, newBuildCmd) }
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var (
-		o         pipeline.Options
-		platforms string
+		f            buildFlags
+		version, out string
+		snapshot     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "build (--version V | --snapshot)",
@@ -32,14 +31,8 @@ dist/release.json and dist/SHA256SUMS.`,
 			if err != nil {
 				return err
 			}
-			o.Config = cfg
-			if platforms != "" {
-				o.Platforms = strings.Split(platforms, ",")
-			}
-			o.Log = g.logger(cmd.ErrOrStderr())
-			if g.verbose {
-				o.Progress = cmd.ErrOrStderr()
-			}
+			o := f.options(g, cfg, cmd.ErrOrStderr())
+			o.Version, o.Snapshot, o.Out = version, snapshot, out
 			c, err := pipeline.Build(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -55,12 +48,10 @@ dist/release.json and dist/SHA256SUMS.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&o.Version, "version", "", "release version (semver, e.g. 1.2.3 or 1.3.0-rc.1)")
-	cmd.Flags().BoolVar(&o.Snapshot, "snapshot", false, "build <next patch>-snapshot.<commit> from git")
-	cmd.Flags().StringVar(&platforms, "platform", "", "comma-separated platforms (default: release.yaml platforms)")
-	cmd.Flags().StringVar(&o.Out, "out", "", "output dir (default: release.yaml out)")
-	cmd.Flags().BoolVar(&o.SkipNatives, "skip-natives", os.Getenv("SECOND_RELEASE_SKIP_NATIVES") == "1",
-		"leave dist/runtime empty (no mongod/redis-server) when the pinned sources and mirror are out of reach")
+	cmd.Flags().StringVar(&version, "version", "", "release version (semver, e.g. 1.2.3 or 1.3.0-rc.1)")
+	cmd.Flags().BoolVar(&snapshot, "snapshot", false, "build <next patch>-snapshot.<commit> from git")
+	cmd.Flags().StringVar(&out, "out", "", "output dir (default: release.yaml out)")
+	f.register(cmd.Flags(), "comma-separated platforms (default: release.yaml platforms)")
 	return cmd
 }
 

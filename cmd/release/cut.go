@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/artifact"
 	"github.com/second-inc/second-release/internal/config"
 	"github.com/second-inc/second-release/internal/oci"
-	"github.com/second-inc/second-release/internal/pipeline"
 	"github.com/second-inc/second-release/internal/rehearse"
 	"github.com/second-inc/second-release/internal/verify"
 	"github.com/second-inc/second-release/internal/version"
@@ -22,9 +19,8 @@ func init() { subcommands = append(subcommands, newCutCmd) }
 
 func newCutCmd(g *globals) *cobra.Command {
 	var (
-		f           publishFlags
-		platforms   string
-		skipNatives bool
+		f  publishFlags
+		bf buildFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "cut V",
@@ -46,24 +42,13 @@ dist/publish-state.json record the progress).`,
 				return err
 			}
 			stderr := cmd.ErrOrStderr()
-			log := g.logger(stderr)
 			po := f.options(cfg, g, stderr)
+			bo := bf.options(g, cfg, stderr)
+			bo.Version, bo.Out = v.String(), po.Dist
+			log := bo.Log
 			o := rehearse.CutOptions{
 				Version: v.String(), Dist: po.Dist, Publish: po, Log: log,
-				Build: func(ctx context.Context) (*artifact.Release, error) {
-					bo := pipeline.Options{Config: cfg, Version: v.String(), Out: po.Dist, SkipNatives: skipNatives, Log: log}
-					if platforms != "" {
-						bo.Platforms = strings.Split(platforms, ",")
-					}
-					if g.verbose {
-						bo.Progress = stderr
-					}
-					c, err := pipeline.Build(ctx, bo)
-					if err != nil {
-						return nil, err
-					}
-					return c.Release, nil
-				},
+				Build: builder(bo),
 			}
 			o.Images, o.Sign, o.Verify = imageHooks(cfg, po.Dist, log)
 			st, err := rehearse.Cut(cmd.Context(), o)
@@ -76,9 +61,7 @@ dist/publish-state.json record the progress).`,
 		},
 	}
 	f.register(cmd, false)
-	cmd.Flags().StringVar(&platforms, "platform", "", "comma-separated platforms (default: release.yaml platforms)")
-	cmd.Flags().BoolVar(&skipNatives, "skip-natives", os.Getenv("SECOND_RELEASE_SKIP_NATIVES") == "1",
-		"leave dist/runtime empty (no mongod/redis-server) when the pinned sources are out of reach")
+	bf.register(cmd.Flags(), "comma-separated platforms (default: release.yaml platforms)")
 	return cmd
 }
 

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/artifact"
-	"github.com/second-inc/second-release/internal/pipeline"
 	"github.com/second-inc/second-release/internal/rehearse"
 	"github.com/second-inc/second-release/internal/verdaccio"
 	"github.com/second-inc/second-release/internal/verify"
@@ -19,9 +15,9 @@ func init() { subcommands = append(subcommands, newRehearseCmd) }
 
 func newRehearseCmd(g *globals) *cobra.Command {
 	var (
-		keep, skipNatives   bool
-		noImages            bool
-		ver, platforms, out string
+		keep, noImages bool
+		ver, out       string
+		bf             buildFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "rehearse [--keep] [--version V]",
@@ -44,26 +40,15 @@ its URL and the new user's .npmrc.`,
 				return err
 			}
 			stderr := cmd.ErrOrStderr()
-			log := g.logger(stderr)
 			if out == "" {
 				out = filepath.Join(cfg.OutDir(), "rehearsal")
 			}
+			bo := bf.options(g, cfg, stderr)
+			bo.Version, bo.Snapshot, bo.Out = ver, ver == "", out
+			log := bo.Log
 			o := rehearse.Options{
 				Dist: out, Scope: cfg.Scope, Keep: keep, Log: log,
-				Build: func(ctx context.Context) (*artifact.Release, error) {
-					bo := pipeline.Options{Config: cfg, Version: ver, Snapshot: ver == "", Out: out, SkipNatives: skipNatives, Log: log}
-					if platforms != "" {
-						bo.Platforms = strings.Split(platforms, ",")
-					}
-					if g.verbose {
-						bo.Progress = stderr
-					}
-					c, err := pipeline.Build(ctx, bo)
-					if err != nil {
-						return nil, err
-					}
-					return c.Release, nil
-				},
+				Build: builder(bo),
 			}
 			if bin, err := verdaccio.FindBin(cfg.Dir); err == nil {
 				o.VerdaccioBin = bin
@@ -93,10 +78,8 @@ its URL and the new user's .npmrc.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&keep, "keep", false, "leave the registry running and print its URL and .npmrc")
 	fl.StringVar(&ver, "version", "", "rehearse this version instead of the snapshot of this commit")
-	fl.StringVar(&platforms, "platform", "", "comma-separated platforms (default: release.yaml platforms; must include this host's)")
+	bf.register(fl, "comma-separated platforms (default: release.yaml platforms; must include this host's)")
 	fl.StringVar(&out, "out", "", "build output (default: <release.yaml out>/rehearsal)")
 	fl.BoolVar(&noImages, "no-images", false, "skip building, pushing, signing and verifying the images")
-	fl.BoolVar(&skipNatives, "skip-natives", os.Getenv("SECOND_RELEASE_SKIP_NATIVES") == "1",
-		"leave dist/runtime empty (no mongod/redis-server) when the pinned sources are out of reach")
 	return cmd
 }
