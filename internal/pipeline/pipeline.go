@@ -1,5 +1,5 @@
 // Package pipeline is `release build` read top to bottom: a fixed list of
-// small steps (version, web, worker, Go binaries, natives, payloads,
+// small steps (version, natives, web, worker, Go binaries, payloads,
 // launcher, pack, release file), each with String and Run, handing results
 // to the next through one Context. A step that does not apply returns a Skip.
 package pipeline
@@ -85,10 +85,10 @@ func (s Skip) Error() string { return "skipped: " + s.Reason }
 var BuildSteps = []Step{
 	versionStep{},  // decide the version and SOURCE_DATE_EPOCH
 	cleanStep{},    // empty the output dir (keeping nothing stale)
+	nativesStep{},  // mongod, redis-server, OpenSSL per platform (first: fails fast when unreachable)
 	webStep{},      // Next.js standalone server
 	workerStep{},   // bundled worker.mjs
 	goStep{},       // `second` for every platform through GoReleaser
-	nativesStep{},  // mongod, redis-server, OpenSSL per platform
 	payloadsStep{}, // one payload package per platform, per-target native modules
 	launcherStep{}, // the launcher, recording each payload manifest's digest
 	packStep{},     // byte-reproducible tarballs in dist/npm

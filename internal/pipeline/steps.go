@@ -105,7 +105,7 @@ func (nativesStep) Run(ctx context.Context, c *Context) error {
 			Log:        c.Log,
 		})
 		if err != nil {
-			return fmt.Errorf("%s: %w", p.ID, err)
+			return fmt.Errorf("%w\n(to build payloads without mongod and redis-server, pass --skip-natives)", err)
 		}
 		c.Runtimes[p.ID] = Runtime{Dir: dir, Natives: got}
 	}
