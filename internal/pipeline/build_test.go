@@ -93,6 +93,9 @@ func TestBuildReproducibleAndRuns(t *testing.T) {
 		for _, y := range b.Release.Artifacts {
 			if w, ok := want[y.Path]; ok && w != y.Integrity {
 				t.Errorf("%s: %s in one build, %s in the other", y.Path, w, y.Integrity)
+				if y.Platform != "" {
+					t.Logf("files that differ in %s: %v", y.Platform, differingFiles(t, a.Payloads[y.Platform].Dir, b.Payloads[y.Platform].Dir))
+				}
 			}
 			delete(want, y.Path)
 		}
@@ -176,5 +179,24 @@ func withoutEnv(env []string, names ...string) []string {
 			out = append(out, kv)
 		}
 	}
+	return out
+}
+
+// differingFiles lists (up to 10) files whose bytes differ between two
+// unpacked packages, to say where a reproducibility failure comes from.
+func differingFiles(t *testing.T, a, b string) []string {
+	var out []string
+	filepath.WalkDir(a, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || len(out) >= 10 {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		x, _ := os.ReadFile(p)
+		y, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil || !bytes.Equal(x, y) {
+			out = append(out, rel)
+		}
+		return nil
+	})
 	return out
 }

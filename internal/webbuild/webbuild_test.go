@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -270,10 +271,20 @@ func TestBuildReproducible(t *testing.T) {
 		}
 	}
 	if len(diffs) > 0 {
+		sort.Strings(diffs)
+		n := len(diffs)
 		if len(diffs) > 20 {
 			diffs = diffs[:20]
 		}
-		t.Errorf("builds differ in %d entries (of %d), e.g.:\n%s", len(diffs), len(a), strings.Join(diffs, "\n"))
+		t.Errorf("builds differ in %d entries (of %d), e.g.:\n%s", n, len(a), strings.Join(diffs, "\n"))
+		// Show where the first few differing files diverge, for whoever chases it.
+		shown := 0
+		for p := range a {
+			if b[p] != a[p] && shown < 3 {
+				shown++
+				t.Logf("%s:\n%s", p, divergence(filepath.Join(first, p), filepath.Join(second, p)))
+			}
+		}
 	}
 	t.Logf("%d entries identical", len(a))
 	if after := hashTree(t, app); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -308,4 +319,22 @@ func TestRetargetBuiltTree(t *testing.T) {
 	if bad, _ := nodemods.Check(out, host); len(bad) == 0 {
 		t.Errorf("Check(linux-x64) should fail on the darwin tree")
 	}
+}
+
+// divergence shows both files around their first differing byte.
+func divergence(a, b string) string {
+	x, errA := os.ReadFile(a)
+	y, errB := os.ReadFile(b)
+	if errA != nil || errB != nil {
+		return fmt.Sprintf("unreadable: %v %v", errA, errB)
+	}
+	i := 0
+	for i < len(x) && i < len(y) && x[i] == y[i] {
+		i++
+	}
+	window := func(s []byte) string {
+		lo, hi := max(0, i-150), min(len(s), i+150)
+		return fmt.Sprintf("%q", s[lo:hi])
+	}
+	return fmt.Sprintf("sizes %d vs %d, first difference at byte %d\n  first:  %s\n  second: %s", len(x), len(y), i, window(x), window(y))
 }
