@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"os"
@@ -37,16 +35,9 @@ func fakeDist(t *testing.T, version string) string {
 		{artifact.KindPayload, "@second-inc/cli-local-linux-x64", "linux-x64"},
 		{artifact.KindLauncher, "@second-inc/cli", ""},
 	} {
-		var buf bytes.Buffer
-		gz := gzip.NewWriter(&buf)
-		tw := tar.NewWriter(gz)
 		body, _ := json.Marshal(map[string]string{"name": p.name, "version": version})
-		tw.WriteHeader(&tar.Header{Name: "package/package.json", Mode: 0o644, Size: int64(len(body))})
-		tw.Write(body)
-		tw.Close()
-		gz.Close()
 		file := filepath.Join(dist, "npm", strings.ReplaceAll(strings.TrimPrefix(p.name, "@"), "/", "-")+"-"+version+".tgz")
-		os.WriteFile(file, buf.Bytes(), 0o644)
+		testsupport.WriteNpmTarball(t, file, map[string]string{"package.json": string(body)})
 		a, err := artifact.FromFile(dist, file, artifact.Artifact{Kind: p.kind, Name: p.name, Version: version, Platform: p.platform})
 		if err != nil {
 			t.Fatal(err)

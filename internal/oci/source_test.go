@@ -14,33 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/second-inc/second-release/internal/artifact"
+	"github.com/second-inc/second-release/internal/testsupport"
 )
-
-// writePayload writes an npm-style payload tarball (entries under package/).
-func writePayload(t *testing.T, path string, files map[string]string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zw := gzip.NewWriter(f)
-	tw := tar.NewWriter(zw)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: "package/" + name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // Each platform's image must carry the native modules of its own payload.
 func TestPayloadSourcePerArchitecture(t *testing.T) {
@@ -51,7 +26,7 @@ func TestPayloadSourcePerArchitecture(t *testing.T) {
 	rel := &artifact.Release{Version: "1.2.3"}
 	for _, p := range []struct{ id, mod string }{{"linux-x64", "sharp-linux-x64"}, {"linux-arm64", "sharp-linux-arm64"}} {
 		rp := "npm/cli-local-" + p.id + "-1.2.3.tgz"
-		writePayload(t, filepath.Join(dist, rp), map[string]string{
+		testsupport.WriteNpmTarball(t, filepath.Join(dist, rp), map[string]string{
 			"package.json":       "{}",
 			"bin/second":         "binary",
 			"dist/web/server.js": "server",

@@ -1,9 +1,6 @@
 package publish_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -107,7 +104,7 @@ func release(t *testing.T, prefix, version, variant string) string {
 	add := func(kind, name, platform string) {
 		pj, _ := json.Marshal(map[string]any{"name": name, "version": version, "description": "test " + variant, "license": "UNLICENSED"})
 		file := filepath.Join(dist, "npm", strings.NewReplacer("@", "", "/", "-").Replace(name)+"-"+version+".tgz")
-		writeTgz(t, file, map[string]string{"package/package.json": string(pj), "package/README.md": variant})
+		testsupport.WriteNpmTarball(t, file, map[string]string{"package.json": string(pj), "README.md": variant})
 		a, err := artifact.FromFile(dist, file, artifact.Artifact{Kind: kind, Name: name, Version: version, Platform: platform})
 		if err != nil {
 			t.Fatal(err)
@@ -127,26 +124,6 @@ func release(t *testing.T, prefix, version, variant string) string {
 func launcherName(prefix string) string { return "@second-inc/" + prefix + "-cli" }
 func payloadName(prefix, platform string) string {
 	return "@second-inc/" + prefix + "-cli-local-" + platform
-}
-
-func writeTgz(t *testing.T, path string, files map[string]string) {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for _, name := range []string{"package/package.json", "package/README.md"} {
-		body, ok := files[name]
-		if !ok {
-			continue
-		}
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(499162500, 0), Typeflag: tar.TypeReg})
-		tw.Write([]byte(body))
-	}
-	tw.Close()
-	gz.Close()
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // options for a publish of dist through registryURL.

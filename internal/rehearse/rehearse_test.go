@@ -1,9 +1,6 @@
 package rehearse_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,33 +32,6 @@ execFileSync('npm', ['install', '--prefix', dir, name + '@' + pkg.version, '--no
 process.stdout.write(execFileSync(path.join(dir, 'node_modules', name, 'bin', 'second'), process.argv.slice(2)));
 `
 
-type file struct {
-	body string
-	mode int64
-}
-
-func writeTgz(t *testing.T, path string, files map[string]file) {
-	t.Helper()
-	var names []string
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for _, n := range names {
-		f := files[n]
-		tw.WriteHeader(&tar.Header{Name: "package/" + n, Mode: f.mode, Size: int64(len(f.body)), ModTime: time.Unix(499162500, 0), Typeflag: tar.TypeReg})
-		tw.Write([]byte(f.body))
-	}
-	tw.Close()
-	gz.Close()
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fakeBuild writes a release of prefix@version into dist: the host's payload
 // (whose bin/second prints printed) and one other, plus the launcher.
 func fakeBuild(t *testing.T, dist, prefix, version, printed string) func(context.Context) (*artifact.Release, error) {
@@ -83,11 +52,11 @@ func fakeBuild(t *testing.T, dist, prefix, version, printed string) func(context
 			payloads[id] = name
 			pj, _ := json.Marshal(map[string]any{"name": name, "version": version, "bin": map[string]string{"second-local": "bin/second"}})
 			p := filepath.Join(dist, "npm", prefix+"-payload-"+id+".tgz")
-			writeTgz(t, p, map[string]file{
-				"package.json":  {string(pj), 0o644},
-				"bin/second":    {"#!/bin/sh\necho " + printed + "\n", 0o755},
-				"manifest.json": {`{"version":"` + version + `"}`, 0o644},
-			})
+			testsupport.WriteNpmTarball(t, p, map[string]string{
+				"package.json":  string(pj),
+				"bin/second":    "#!/bin/sh\necho " + printed + "\n",
+				"manifest.json": `{"version":"` + version + `"}`,
+			}, "bin/second")
 			a, err := artifact.FromFile(dist, p, artifact.Artifact{Kind: artifact.KindPayload, Name: name, Version: version, Platform: id})
 			if err != nil {
 				return nil, err
@@ -97,7 +66,7 @@ func fakeBuild(t *testing.T, dist, prefix, version, printed string) func(context
 		name := "@second-inc/" + prefix + "-cli"
 		pj, _ := json.Marshal(map[string]any{"name": name, "version": version, "bin": map[string]string{"second": "bin/second.js"}, "payloads": payloads})
 		p := filepath.Join(dist, "npm", prefix+"-launcher.tgz")
-		writeTgz(t, p, map[string]file{"package.json": {string(pj), 0o644}, "bin/second.js": {fakeLauncher, 0o755}})
+		testsupport.WriteNpmTarball(t, p, map[string]string{"package.json": string(pj), "bin/second.js": fakeLauncher}, "bin/second.js")
 		a, err := artifact.FromFile(dist, p, artifact.Artifact{Kind: artifact.KindLauncher, Name: name, Version: version})
 		if err != nil {
 			return nil, err

@@ -1,10 +1,7 @@
 package verify
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,34 +20,6 @@ func writeFile(t *testing.T, p, body string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func writePayloadTgz(t *testing.T, path string, files map[string]string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zw := gzip.NewWriter(f)
-	tw := tar.NewWriter(zw)
-	for n, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: "package/" + n, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -76,7 +45,7 @@ func builtRelease(t *testing.T) (*config.Config, string) {
 	rel := &artifact.Release{Version: "2.0.0", Commit: "abc", SourceDateEpoch: 1767225600}
 	for _, p := range []string{"linux-x64", "linux-arm64"} {
 		rp := "npm/cli-local-" + p + "-2.0.0.tgz"
-		writePayloadTgz(t, filepath.Join(dist, rp), map[string]string{
+		testsupport.WriteNpmTarball(t, filepath.Join(dist, rp), map[string]string{
 			"dist/web/server.js":     "server " + p,
 			"dist/worker/worker.mjs": "worker " + p,
 		})
