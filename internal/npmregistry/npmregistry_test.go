@@ -15,7 +15,6 @@ import (
 	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/npmregistry/npmtest"
 	"github.com/second-inc/second-release/internal/testsupport"
-	"github.com/second-inc/second-release/internal/verdaccio"
 )
 
 const secretToken = "npm_TOPSECRET0123456789"
@@ -118,18 +117,9 @@ func TestEscapeName(t *testing.T) {
 
 // Against a real Verdaccio where the scope needs authentication.
 func TestVerdaccio(t *testing.T) {
-	bin := testsupport.Tool(t, "verdaccio")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	v, err := verdaccio.Start(ctx, verdaccio.Options{Dir: t.TempDir(), Bin: bin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Stop()
-	token, err := v.AddUser(ctx, "tester", "test-password-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, token := testsupport.Verdaccio(t, "@second-inc")
 	for _, p := range []npmtest.Package{
 		{Manifest: map[string]any{"name": "@second-inc/cli", "version": "1.0.0"}},
 		{Manifest: map[string]any{"name": "@second-inc/cli", "version": "1.1.0-rc.1"}, Tag: "next"},
@@ -180,8 +170,8 @@ func TestVerdaccio(t *testing.T) {
 	if err := at.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
-	if user, err := at.Whoami(ctx); err != nil || user != "tester" {
-		t.Errorf("Whoami = %q, %v; want tester", user, err)
+	if user, err := at.Whoami(ctx); err != nil || user != testsupport.VerdaccioUser {
+		t.Errorf("Whoami = %q, %v; want %s", user, err, testsupport.VerdaccioUser)
 	}
 	// Verdaccio answers an anonymous whoami with 200 "{}": not logged in.
 	if user, err := (&npmregistry.Client{Config: cfg, Registry: v.URL, Anonymous: true}).Whoami(ctx); err != nil || user != "" {

@@ -15,7 +15,6 @@ import (
 	"github.com/second-inc/second-release/internal/npmregistry/npmtest"
 	"github.com/second-inc/second-release/internal/releasestatus"
 	"github.com/second-inc/second-release/internal/testsupport"
-	"github.com/second-inc/second-release/internal/verdaccio"
 )
 
 type fakeLookup struct {
@@ -132,18 +131,9 @@ func TestPackageFromEnv(t *testing.T) {
 // a real Verdaccio is visible with the token from .npmrc and reports
 // auth_required without it.
 func TestVerdaccioWithUserNpmrc(t *testing.T) {
-	bin := testsupport.Tool(t, "verdaccio")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	v, err := verdaccio.Start(ctx, verdaccio.Options{Dir: t.TempDir(), Bin: bin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Stop()
-	token, err := v.AddUser(ctx, "tester", "test-password-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, token := testsupport.Verdaccio(t, "@second-inc")
 	for _, p := range []npmtest.Package{
 		{Manifest: map[string]any{"name": "@second-inc/cli", "version": "1.0.0"}},
 		{Manifest: map[string]any{"name": "@second-inc/cli", "version": "1.1.0"}},

@@ -8,6 +8,9 @@ import (
 	"github.com/second-inc/second-release/internal/verdaccio"
 )
 
+// VerdaccioUser is the publisher Verdaccio creates; its token is returned.
+const VerdaccioUser = "test-publisher"
+
 // Verdaccio starts a private Verdaccio (the scope readable and publishable
 // only when authenticated) for one test, stopped at cleanup, and returns it
 // with a publisher's token.
@@ -21,7 +24,7 @@ func Verdaccio(t testing.TB, scope string) (*verdaccio.Server, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	token, err := srv.AddUser(ctx, "test-publisher", "test-publisher-password")
+	token, err := srv.AddUser(ctx, VerdaccioUser, "test-publisher-password")
 	if err != nil {
 		t.Fatal(err)
 	}

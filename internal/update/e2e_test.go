@@ -17,7 +17,6 @@ import (
 	"github.com/second-inc/second-release/internal/npmregistry/npmtest"
 	"github.com/second-inc/second-release/internal/testsupport"
 	"github.com/second-inc/second-release/internal/update"
-	"github.com/second-inc/second-release/internal/verdaccio"
 )
 
 // launcherJS stands in for the real launcher: it execs the "runtime" with
@@ -53,7 +52,6 @@ func launcherPackage(version string, broken bool) npmtest.Package {
 // updates itself to 1.1.0 keeping data; 1.1.0 then fails to update to a
 // broken 1.2.0 and comes back on 1.1.0, reporting the failure.
 func TestUpdateThroughNpx(t *testing.T) {
-	vbin := testsupport.Tool(t, "verdaccio")
 	npx := testsupport.Tool(t, "npx")
 	exe, err := os.Executable()
 	if err != nil {
@@ -62,15 +60,7 @@ func TestUpdateThroughNpx(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	v, err := verdaccio.Start(ctx, verdaccio.Options{Dir: t.TempDir(), Bin: vbin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Stop()
-	token, err := v.AddUser(ctx, "tester", "test-password-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, token := testsupport.Verdaccio(t, "@second-inc")
 	for _, p := range []npmtest.Package{launcherPackage("1.0.0", false), launcherPackage("1.1.0", false)} {
 		if err := npmtest.Publish(ctx, v.URL, token, p); err != nil {
 			t.Fatal(err)
