@@ -11,4 +11,4 @@
 #                       server.js changed (node_modules sits in its own layer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec go test -run '^$' -bench BuildPush -benchtime "${BENCHTIME:-3x}" ./internal/oci/
+exec go test -run '^$' -bench BuildPush -benchtime "${BENCHTIME:-3x}" ./internal/release/oci/

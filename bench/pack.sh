@@ -11,7 +11,7 @@ if [ $# -gt 0 ]; then
   SECOND_BENCH_WEB_DIR="$(cd "$1" && pwd)"
   export SECOND_BENCH_WEB_DIR
 fi
-out="$(go test -run '^$' -bench 'AssemblePackVsTarCzf' -benchtime "${BENCHTIME:-5x}" ./internal/payload)"
+out="$(go test -run '^$' -bench 'AssemblePackVsTarCzf' -benchtime "${BENCHTIME:-5x}" ./internal/release/payload)"
 printf '%s\n' "$out"
 printf '%s\n' "$out" | awk '
   /^BenchmarkAssemblePackVsTarCzf/ {

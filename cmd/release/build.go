@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/pipeline"
+	"github.com/second-inc/second-release/internal/release/pipeline"
 )
 
 func init() { subcommands = append(subcommands, newBuildCmd) }

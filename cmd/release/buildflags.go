@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/second-inc/second-release/internal/artifact"
-	"github.com/second-inc/second-release/internal/config"
-	"github.com/second-inc/second-release/internal/pipeline"
+	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/pipeline"
 )
 
 // buildFlags are the build flags of every command that builds (build, cut, rehearse).

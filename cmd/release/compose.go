@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/artifact"
-	"github.com/second-inc/second-release/internal/compose"
-	"github.com/second-inc/second-release/internal/oci"
+	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/compose"
+	"github.com/second-inc/second-release/internal/release/oci"
 )
 
 func init() { subcommands = append(subcommands, newComposeCmd) }

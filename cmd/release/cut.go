@@ -8,11 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/config"
-	"github.com/second-inc/second-release/internal/oci"
-	"github.com/second-inc/second-release/internal/rehearse"
-	"github.com/second-inc/second-release/internal/verify"
-	"github.com/second-inc/second-release/internal/version"
+	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/oci"
+	"github.com/second-inc/second-release/internal/release/rehearse"
+	"github.com/second-inc/second-release/internal/release/verify"
+	"github.com/second-inc/second-release/internal/release/version"
 )
 
 func init() { subcommands = append(subcommands, newCutCmd) }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/config"
-	"github.com/second-inc/second-release/internal/oci"
+	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/oci"
 )
 
 func init() { subcommands = append(subcommands, newImagesCmd) }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/second-inc/second-release/internal/artifact"
+	"github.com/second-inc/second-release/internal/release/artifact"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 

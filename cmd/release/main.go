@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/second-inc/second-release/internal/buildinfo"
-	"github.com/second-inc/second-release/internal/config"
+	"github.com/second-inc/second-release/internal/release/config"
 )
 
 // globals are the flags every subcommand shares.

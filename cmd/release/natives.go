@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/binarycheck"
-	"github.com/second-inc/second-release/internal/natives"
-	"github.com/second-inc/second-release/internal/platform"
+	"github.com/second-inc/second-release/internal/release/binarycheck"
+	"github.com/second-inc/second-release/internal/release/natives"
+	"github.com/second-inc/second-release/internal/release/platform"
 )
 
 func init() { subcommands = append(subcommands, newNativesCmd) }

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/pipeline"
-	"github.com/second-inc/second-release/internal/publish"
+	"github.com/second-inc/second-release/internal/release/pipeline"
+	"github.com/second-inc/second-release/internal/release/publish"
 )
 
 func init() { subcommands = append(subcommands, newPlanCmd) }

@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/artifact"
-	"github.com/second-inc/second-release/internal/config"
-	"github.com/second-inc/second-release/internal/publish"
-	"github.com/second-inc/second-release/internal/verify"
+	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/publish"
+	"github.com/second-inc/second-release/internal/release/verify"
 )
 
 func init() { subcommands = append(subcommands, newPublishCmd) }

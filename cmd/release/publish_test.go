@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/second-inc/second-release/internal/artifact"
-	"github.com/second-inc/second-release/internal/publish"
+	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/publish"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 

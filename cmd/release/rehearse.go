@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/rehearse"
-	"github.com/second-inc/second-release/internal/verdaccio"
-	"github.com/second-inc/second-release/internal/verify"
+	"github.com/second-inc/second-release/internal/release/rehearse"
+	"github.com/second-inc/second-release/internal/release/verdaccio"
+	"github.com/second-inc/second-release/internal/release/verify"
 )
 
 func init() { subcommands = append(subcommands, newRehearseCmd) }

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/artifact"
-	"github.com/second-inc/second-release/internal/oci"
-	"github.com/second-inc/second-release/internal/sign"
+	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/oci"
+	"github.com/second-inc/second-release/internal/release/sign"
 )
 
 func init() { subcommands = append(subcommands, newSignCmd) }

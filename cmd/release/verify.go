@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/compose"
-	"github.com/second-inc/second-release/internal/sign"
-	"github.com/second-inc/second-release/internal/verify"
+	"github.com/second-inc/second-release/internal/release/compose"
+	"github.com/second-inc/second-release/internal/release/sign"
+	"github.com/second-inc/second-release/internal/release/verify"
 )
 
 func init() { subcommands = append(subcommands, newVerifyCmd) }

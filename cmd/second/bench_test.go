@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/second-inc/second-release/internal/mongoready"
-	"github.com/second-inc/second-release/internal/probe"
+	"github.com/second-inc/second-release/internal/local/mongoready"
+	"github.com/second-inc/second-release/internal/local/probe"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 

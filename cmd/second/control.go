@@ -5,12 +5,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/second-inc/second-release/internal/control"
+	"github.com/second-inc/second-release/internal/local/control"
+	"github.com/second-inc/second-release/internal/local/releasestatus"
+	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/update"
 	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
-	"github.com/second-inc/second-release/internal/releasestatus"
-	"github.com/second-inc/second-release/internal/runtime"
-	"github.com/second-inc/second-release/internal/update"
 )
 
 // controlStarter returns the hook that starts the local control server

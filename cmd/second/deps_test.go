@@ -19,10 +19,10 @@ func TestSecondDoesNotImportReleaseSide(t *testing.T) {
 		"github.com/evanw/esbuild",
 		"github.com/compose-spec/",
 		"github.com/goreleaser/",
-		"github.com/second-inc/second-release/internal/oci",
-		"github.com/second-inc/second-release/internal/sign",
-		"github.com/second-inc/second-release/internal/publish",
-		"github.com/second-inc/second-release/internal/pipeline",
+		"github.com/second-inc/second-release/internal/release/oci",
+		"github.com/second-inc/second-release/internal/release/sign",
+		"github.com/second-inc/second-release/internal/release/publish",
+		"github.com/second-inc/second-release/internal/release/pipeline",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

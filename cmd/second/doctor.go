@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/doctor"
-	"github.com/second-inc/second-release/internal/runtime"
+	"github.com/second-inc/second-release/internal/local/doctor"
+	"github.com/second-inc/second-release/internal/local/runtime"
 )
 
 func init() { subcommands = append(subcommands, newDoctorCmd) }

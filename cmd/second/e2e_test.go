@@ -23,10 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/second-inc/second-release/internal/local/procutil"
+	"github.com/second-inc/second-release/internal/local/runstatus"
+	"github.com/second-inc/second-release/internal/local/runtime"
 	"github.com/second-inc/second-release/internal/manifest"
-	"github.com/second-inc/second-release/internal/procutil"
-	"github.com/second-inc/second-release/internal/runstatus"
-	"github.com/second-inc/second-release/internal/runtime"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 

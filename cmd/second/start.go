@@ -8,10 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/browser"
 	"github.com/second-inc/second-release/internal/buildinfo"
+	"github.com/second-inc/second-release/internal/local/browser"
+	"github.com/second-inc/second-release/internal/local/runtime"
 	"github.com/second-inc/second-release/internal/manifest"
-	"github.com/second-inc/second-release/internal/runtime"
 )
 
 func init() { subcommands = append(subcommands, newStartCmd) }

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/runstatus"
-	"github.com/second-inc/second-release/internal/runtime"
+	"github.com/second-inc/second-release/internal/local/runstatus"
+	"github.com/second-inc/second-release/internal/local/runtime"
 )
 
 func init() { subcommands = append(subcommands, newStatusCmd) }

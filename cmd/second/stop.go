@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/runtime"
+	"github.com/second-inc/second-release/internal/local/runtime"
 )
 
 func init() { subcommands = append(subcommands, newStopCmd) }

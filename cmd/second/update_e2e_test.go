@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/second-inc/second-release/internal/control"
 	"github.com/second-inc/second-release/internal/home"
-	"github.com/second-inc/second-release/internal/npmregistry/npmtest"
-	"github.com/second-inc/second-release/internal/runtime"
+	"github.com/second-inc/second-release/internal/local/control"
+	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/update"
 	"github.com/second-inc/second-release/internal/testsupport"
-	"github.com/second-inc/second-release/internal/update"
+	"github.com/second-inc/second-release/internal/testsupport/npmtest"
 )
 
 // testLauncherJS plays the launcher (contract §3, step 5) for an already

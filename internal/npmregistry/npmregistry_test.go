@@ -13,8 +13,8 @@ import (
 
 	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
-	"github.com/second-inc/second-release/internal/npmregistry/npmtest"
 	"github.com/second-inc/second-release/internal/testsupport"
+	"github.com/second-inc/second-release/internal/testsupport/npmtest"
 )
 
 const secretToken = "npm_TOPSECRET0123456789"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/second-inc/second-release/internal/pack"
+	"github.com/second-inc/second-release/internal/release/pack"
 )
 
 // npmEpoch is the fixed mtime of test tarballs (npm's own), so equal inputs

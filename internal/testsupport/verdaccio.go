@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/second-inc/second-release/internal/verdaccio"
+	"github.com/second-inc/second-release/internal/release/verdaccio"
 )
 
 // VerdaccioUser is the publisher Verdaccio creates; its token is returned.

@@ -1,0 +1,216 @@
+// Package pipeline is `release build` read top to bottom: a fixed list of
+// small steps (version, natives, web, worker, Go binaries, payloads,
+// launcher, pack, release file), each with String and Run, handing results
+// to the next through one Context. A step that does not apply returns a Skip.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/second-inc/second-release/internal/manifest"
+	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/gobuild"
+	"github.com/second-inc/second-release/internal/release/platform"
+	"github.com/second-inc/second-release/internal/release/version"
+)
+
+// Options is what `release build` was asked to do.
+type Options struct {
+	Config    *config.Config
+	Version   string   // explicit version; empty with Snapshot
+	Snapshot  bool     // <next patch>-snapshot.<commit>
+	Platforms []string // subset of the config's platforms; empty: all of them
+	Out       string   // output dir; empty: the config's
+	// SkipNatives builds payloads with an empty dist/runtime (no mongod/redis),
+	// for machines that cannot reach the pinned sources or a mirror.
+	SkipNatives bool
+	Log         *slog.Logger
+	// Progress receives long-running tools' output (npm, next, goreleaser); nil: quiet.
+	Progress io.Writer
+}
+
+// Context carries the build's state from step to step.
+type Context struct {
+	Options
+	Version   *semver.Version
+	Git       version.Git
+	Epoch     time.Time // SOURCE_DATE_EPOCH: every mtime in every package
+	Dist      string    // absolute output dir
+	Stage     string    // Dist/stage: unpacked packages and intermediate trees
+	Platforms []platform.Platform
+
+	WebDir, WorkerDir string // host builds, before per-target native modules
+	Binaries          []gobuild.Binary
+	Runtimes          map[string]Runtime // by platform id
+	Payloads          map[string]Package // by platform id
+	Launcher          Package
+	Release           *artifact.Release
+}
+
+// Runtime is one platform's dist/runtime tree and what it holds.
+type Runtime struct {
+	Dir     string
+	Natives map[string]manifest.Native
+}
+
+// Package is an assembled npm package directory.
+type Package struct {
+	Name, Dir      string
+	Platform       string
+	ManifestSHA256 string
+}
+
+// Step is one stage of the build.
+type Step interface {
+	String() string
+	Run(ctx context.Context, c *Context) error
+}
+
+// Skip is returned by a step that does not apply; the pipeline logs it and goes on.
+type Skip struct{ Reason string }
+
+func (s Skip) Error() string { return "skipped: " + s.Reason }
+
+// BuildSteps are run in this order by Build.
+var BuildSteps = []Step{
+	versionStep{},  // decide the version and SOURCE_DATE_EPOCH
+	cleanStep{},    // empty the output dir (keeping nothing stale)
+	nativesStep{},  // mongod, redis-server, OpenSSL per platform (first: fails fast when unreachable)
+	webStep{},      // Next.js standalone server
+	workerStep{},   // bundled worker.mjs
+	goStep{},       // `second` for every platform through GoReleaser
+	payloadsStep{}, // one payload package per platform, per-target native modules
+	launcherStep{}, // the launcher, recording each payload manifest's digest
+	packStep{},     // byte-reproducible tarballs in dist/npm
+	releaseStep{},  // dist/release.json and SHA256SUMS
+}
+
+// Build runs every build step.
+func Build(ctx context.Context, o Options) (*Context, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Context{Options: o, Runtimes: map[string]Runtime{}, Payloads: map[string]Package{}}
+	for _, step := range BuildSteps {
+		start := time.Now()
+		o.Log.Info("step", "name", step.String())
+		err := step.Run(ctx, c)
+		var skip Skip
+		switch {
+		case errors.As(err, &skip):
+			o.Log.Info("step skipped", "name", step.String(), "reason", skip.Reason)
+		case err != nil:
+			return c, fmt.Errorf("%s: %w", step, err)
+		default:
+			o.Log.Info("step done", "name", step.String(), "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	return c, nil
+}
+
+// Resolve decides the version, epoch and platforms without building anything
+// (shared by build and plan).
+func Resolve(ctx context.Context, o Options) (*Context, error) {
+	c := &Context{Options: o, Runtimes: map[string]Runtime{}, Payloads: map[string]Package{}}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c, versionStep{}.Run(ctx, c)
+}
+
+type versionStep struct{}
+
+func (versionStep) String() string { return "version" }
+
+func (versionStep) Run(ctx context.Context, c *Context) error {
+	if c.Config == nil {
+		return errors.New("no configuration loaded")
+	}
+	switch {
+	case c.Options.Version != "" && c.Snapshot:
+		return errors.New("--version and --snapshot exclude each other: pass one")
+	case c.Options.Version == "" && !c.Snapshot:
+		return errors.New("no version: pass --version V (e.g. 1.2.3) or --snapshot")
+	}
+	git, gitErr := version.ReadGit(ctx, c.Config.Dir)
+	c.Git = git
+	if c.Snapshot {
+		if gitErr != nil {
+			return gitErr
+		}
+		c.Version = version.Snapshot(git)
+	} else {
+		v, err := version.Parse(c.Options.Version)
+		if err != nil {
+			return err
+		}
+		c.Version = v
+	}
+	epoch, err := sourceDateEpoch(git, gitErr)
+	if err != nil {
+		return err
+	}
+	c.Epoch = epoch
+	ids := c.Options.Platforms
+	if len(ids) == 0 {
+		ids = c.Config.Platforms
+	}
+	c.Platforms = nil
+	for _, id := range ids {
+		p, err := platform.Parse(id)
+		if err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
+		c.Platforms = append(c.Platforms, p)
+	}
+	out := c.Out
+	if out == "" {
+		out = c.Config.OutDir()
+	}
+	if c.Dist, err = filepath.Abs(out); err != nil {
+		return err
+	}
+	c.Stage = filepath.Join(c.Dist, "stage")
+	c.Log.Info("version", "version", c.Version.String(), "commit", git.ShortCommit, "source_date_epoch", c.Epoch.Unix())
+	return nil
+}
+
+// sourceDateEpoch is $SOURCE_DATE_EPOCH, else the commit time.
+func sourceDateEpoch(g version.Git, gitErr error) (time.Time, error) {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		var sec int64
+		if _, err := fmt.Sscanf(s, "%d", &sec); err != nil || sec < 0 {
+			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a Unix time in seconds", s)
+		}
+		return time.Unix(sec, 0).UTC(), nil
+	}
+	if gitErr != nil {
+		return time.Time{}, fmt.Errorf("no SOURCE_DATE_EPOCH and no git commit to take it from: %w", gitErr)
+	}
+	return g.CommitTime, nil
+}
+
+type cleanStep struct{}
+
+func (cleanStep) String() string { return "clean" }
+
+func (cleanStep) Run(_ context.Context, c *Context) error {
+	// Only what this build writes: dist/go belongs to GoReleaser (--clean),
+	// other dirs (oci, publish-state.json) to later commands.
+	for _, p := range []string{"npm", "stage", artifact.FileName, "SHA256SUMS"} {
+		if err := os.RemoveAll(filepath.Join(c.Dist, p)); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(c.Stage, 0o755)
+}

@@ -1,0 +1,192 @@
+package verify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/second-inc/second-release/internal/release/compose"
+	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/oci"
+	"github.com/second-inc/second-release/internal/release/sign"
+)
+
+// RehearseOptions configures Rehearse.
+type RehearseOptions struct {
+	Config *config.Config
+	// Dist holds release.json and the payloads (default: the config's out).
+	Dist string
+	// WorkDir gets the registry storage, the OCI layout, the throwaway key
+	// pair and the rendered compose file.
+	WorkDir string
+	// RegistryBin is distribution's registry ("" : .tools/bin/registry next
+	// to release.yaml, then $PATH).
+	RegistryBin string
+	// Keep leaves the registry running (Rehearsal.Registry says where).
+	Keep bool
+	Log  *slog.Logger
+}
+
+// Rehearsal is what Rehearse did.
+type Rehearsal struct {
+	Registry    string   `json:"registry"`
+	RegistryPid int      `json:"registryPid,omitempty"`
+	Images      []string `json:"images"` // pinned refs
+	Signed      int      `json:"signed"` // manifests signed
+	RepushBytes int64    `json:"repushBlobBytes"`
+	ComposeFile string   `json:"composeFile"`
+	PublicKey   string   `json:"publicKey"`
+}
+
+// Summary is one line for the rehearsal report.
+func (r *Rehearsal) Summary() string {
+	return fmt.Sprintf("%d images pushed to %s, %d manifests signed and verified (compose file too), re-push uploaded %d blob bytes, unsigned image refused",
+		len(r.Images), r.Registry, r.Signed, r.RepushBytes)
+}
+
+// Rehearse runs the image half of a release offline, end to end: build both
+// images on the dev base (a rehearsal has no internet; release.yaml's pinned
+// bases are for real releases), push them to a local distribution registry,
+// push again (must upload no blob), sign every index and platform manifest
+// with a fresh key pair, render the pinned compose file and verify it, and
+// check that an unsigned image is refused. dist/release.json is not changed.
+func Rehearse(ctx context.Context, o RehearseOptions) (*Rehearsal, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bin := o.RegistryBin
+	if bin == "" {
+		var err error
+		if bin, err = oci.FindRegistryBin(o.Config.Dir); err != nil {
+			return nil, err
+		}
+	}
+	reg, err := oci.StartLocalRegistry(ctx, bin, filepath.Join(o.WorkDir, "oci-registry"))
+	if err != nil {
+		return nil, err
+	}
+	r := &Rehearsal{Registry: reg.Host}
+	if o.Keep {
+		r.RegistryPid = reg.Pid
+	} else {
+		defer reg.Close()
+	}
+	prefix := reg.Host + "/second"
+
+	res, err := oci.BuildRelease(ctx, oci.ReleaseOptions{
+		Config: o.Config, Dist: o.Dist, Layout: filepath.Join(o.WorkDir, "oci"),
+		DevBase: true, Push: prefix, NoRecord: true, Log: log,
+	})
+	if err != nil {
+		return r, fmt.Errorf("images: %w", err)
+	}
+	again, err := oci.Push(ctx, oci.PushOptions{Layout: res.Layout, Prefix: prefix, Version: res.Version, Log: log})
+	if err != nil {
+		return r, fmt.Errorf("re-push: %w", err)
+	}
+	for _, p := range again {
+		r.RepushBytes += p.BlobBytes
+	}
+	if r.RepushBytes != 0 {
+		return r, fmt.Errorf("re-pushing unchanged images uploaded %d blob bytes, want 0", r.RepushBytes)
+	}
+
+	keyDir := filepath.Join(o.WorkDir, "cosign")
+	if err := os.RemoveAll(keyDir); err != nil {
+		return r, err
+	}
+	pw := make([]byte, 16)
+	if _, err := rand.Read(pw); err != nil {
+		return r, err
+	}
+	password := []byte(hex.EncodeToString(pw))
+	key, pub := filepath.Join(keyDir, "cosign.key"), filepath.Join(keyDir, "cosign.pub")
+	if err := sign.GenerateKeyPair(key, pub, password); err != nil {
+		return r, err
+	}
+	r.PublicKey = pub
+	sv, err := sign.LoadSigner(key, password)
+	if err != nil {
+		return r, err
+	}
+	pins := map[string]string{}
+	for _, p := range res.Pushed {
+		r.Images = append(r.Images, p.Ref)
+		switch p.Name {
+		case o.Config.Images.Web.Name:
+			pins["web"] = p.Ref
+		case o.Config.Images.Worker.Name:
+			pins["worker"] = p.Ref
+		}
+	}
+	signed, err := sign.Sign(ctx, sign.Options{Signer: sv, Refs: r.Images, Log: log})
+	if err != nil {
+		return r, err
+	}
+	r.Signed = len(signed)
+
+	r.ComposeFile = filepath.Join(o.WorkDir, "compose", "docker-compose.release.yml")
+	if err := compose.Render(compose.RenderOptions{Source: o.Config.Path("docker-compose.yml"), Out: r.ComposeFile, Pins: pins, Version: res.Version}); err != nil {
+		return r, err
+	}
+	// Only web and worker are ours; their refs do not need the env the
+	// file's other fields interpolate.
+	svcs, err := compose.Images(r.ComposeFile, func(string) (string, bool) { return "", false })
+	if err != nil {
+		return r, err
+	}
+	var targets []Target
+	for _, s := range svcs {
+		if _, ours := pins[s.Name]; ours {
+			targets = append(targets, Target{Ref: s.Image, Service: s.Name})
+		}
+	}
+	v, err := sign.LoadVerifier(pub)
+	if err != nil {
+		return r, err
+	}
+	if _, err := Verify(ctx, Options{Verifier: v, Targets: targets}); err != nil {
+		return r, fmt.Errorf("verify %s: %w", r.ComposeFile, err)
+	}
+
+	// The negative check: an image nobody signed must be refused.
+	unsigned, err := pushUnsigned(ctx, reg.Host+"/second/unsigned", o.Config.Images.Platforms)
+	if err != nil {
+		return r, err
+	}
+	rows, err := Verify(ctx, Options{Verifier: v, Targets: []Target{{Ref: unsigned}}})
+	var failed *Failed
+	if !errors.As(err, &failed) || len(rows) == 0 || rows[0].Status != Unsigned {
+		return r, fmt.Errorf("an unsigned image was not refused (rows %+v, err %v)", rows, err)
+	}
+	log.Info("image rehearsal passed", "summary", r.Summary())
+	return r, nil
+}
+
+func pushUnsigned(ctx context.Context, repo string, platforms []string) (string, error) {
+	idx, err := oci.DevBaseIndex(platforms)
+	if err != nil {
+		return "", err
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return "", err
+	}
+	ref, err := name.NewDigest(repo + "@" + d.String())
+	if err != nil {
+		return "", err
+	}
+	if err := remote.WriteIndex(ref, idx, oci.RemoteOptions(ctx, nil)...); err != nil {
+		return "", fmt.Errorf("push unsigned test image: %w", err)
+	}
+	return ref.String(), nil
+}
