@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/second-inc/second-release/internal/local/control"
-	"github.com/second-inc/second-release/internal/local/releasestatus"
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 	"github.com/second-inc/second-release/internal/local/update"
+	"github.com/second-inc/second-release/internal/local/updatecheck"
 	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
 )
@@ -16,13 +16,13 @@ import (
 // controlStarter returns the hook that starts the local control server
 // (contract §7) inside a run. Without an updater POST /update/install
 // answers 503; runWithUpdates passes one.
-func controlStarter() func(ctx context.Context, rt *runtime.Runtime) (*runtime.Control, error) {
+func controlStarter() func(ctx context.Context, rt *stack.Runtime) (*stack.Control, error) {
 	return controlStarterWith(nil)
 }
 
-func controlStarterWith(updater control.Updater) func(ctx context.Context, rt *runtime.Runtime) (*runtime.Control, error) {
-	var checker *releasestatus.Checker // shared by the runs of this process, with its cache
-	return func(ctx context.Context, rt *runtime.Runtime) (*runtime.Control, error) {
+func controlStarterWith(updater control.Updater) func(ctx context.Context, rt *stack.Runtime) (*stack.Control, error) {
+	var checker *updatecheck.Checker // shared by the runs of this process, with its cache
+	return func(ctx context.Context, rt *stack.Runtime) (*stack.Control, error) {
 		opts := control.Options{
 			Layout:      rt.Layout(),
 			Runtime:     runtimeView{rt},
@@ -41,28 +41,28 @@ func controlStarterWith(updater control.Updater) func(ctx context.Context, rt *r
 		if err != nil {
 			return nil, err
 		}
-		return &runtime.Control{URL: srv.URL(), Stop: srv.Close}, nil
+		return &stack.Control{URL: srv.URL(), Stop: srv.Close}, nil
 	}
 }
 
 // newReleaseChecker reads the user's npm configuration (~/.npmrc, the
 // .npmrc of npm's project dir around the working directory, npm_config_*);
 // nil when it cannot be read, and /release/status then answers 503.
-func newReleaseChecker(current string) *releasestatus.Checker {
+func newReleaseChecker(current string) *updatecheck.Checker {
 	wd, _ := os.Getwd()
 	cfg, err := npmconf.Load(npmconf.Options{ProjectDir: npmconf.LocalPrefix(wd)})
 	if err != nil {
 		return nil
 	}
-	return releasestatus.New(releasestatus.Options{
-		Package: releasestatus.PackageFromEnv(os.Getenv),
+	return updatecheck.New(updatecheck.Options{
+		Package: updatecheck.PackageFromEnv(os.Getenv),
 		Current: current,
 		Lookup:  &npmregistry.Client{Config: cfg},
 	})
 }
 
-// runtimeView adapts *runtime.Runtime to control.Runtime.
-type runtimeView struct{ rt *runtime.Runtime }
+// runtimeView adapts *stack.Runtime to control.Runtime.
+type runtimeView struct{ rt *stack.Runtime }
 
 func (v runtimeView) Snapshot() control.Snapshot {
 	st := v.rt.Status()
@@ -83,19 +83,19 @@ func (v runtimeView) Stop(context.Context) error {
 // /update/install: an update stops this run (data kept), starts the new
 // version through the launcher with the same flags, and either returns
 // (the new version runs) or runs this version again. runStart calls it in
-// place of runtime.New(opts).Run(ctx).
-func runWithUpdates(ctx context.Context, opts runtime.Options, args []string) error {
+// place of stack.New(opts).Run(ctx).
+func runWithUpdates(ctx context.Context, opts stack.Options, args []string) error {
 	loop := update.NewLoop()
 	inst := update.New(update.Options{
 		Layout:    opts.Layout,
-		Package:   releasestatus.PackageFromEnv(os.Getenv),
+		Package:   updatecheck.PackageFromEnv(os.Getenv),
 		Current:   opts.Version,
 		StartArgs: updateStartArgs(args),
 		Target:    loop,
 	})
 	opts.Control = controlStarterWith(inst)
 	return loop.Run(ctx, func() (func(context.Context) error, func()) {
-		rt := runtime.New(opts)
+		rt := stack.New(opts)
 		return rt.Run, rt.RequestStop
 	})
 }

@@ -19,10 +19,7 @@ func TestSecondDoesNotImportReleaseSide(t *testing.T) {
 		"github.com/evanw/esbuild",
 		"github.com/compose-spec/",
 		"github.com/goreleaser/",
-		"github.com/second-inc/second-release/internal/release/oci",
-		"github.com/second-inc/second-release/internal/release/sign",
-		"github.com/second-inc/second-release/internal/release/publish",
-		"github.com/second-inc/second-release/internal/release/pipeline",
+		"github.com/second-inc/second-release/internal/release/",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/second-inc/second-release/internal/local/doctor"
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 )
 
 func init() { subcommands = append(subcommands, newDoctorCmd) }
@@ -30,15 +30,15 @@ func newDoctorCmd(g *globals) *cobra.Command {
 				return err
 			}
 			// Examine whatever is there: a missing piece is a finding, not an abort.
-			p, _ := runtime.Discover(runtime.DiscoverOptions{Need: map[string]bool{}})
+			p, _ := stack.Discover(stack.DiscoverOptions{Need: map[string]bool{}})
 			o := doctor.Options{
 				PayloadRoot: p.Root, Node: p.Node, Mongod: p.Mongod, RedisServer: p.RedisServer,
-				NativeEnv: runtime.NativeEnv(p, os.Environ()), Home: l.Root, SecretDir: l.SecretsDir(),
+				NativeEnv: stack.NativeEnv(p, os.Environ()), Home: l.Root, SecretDir: l.SecretsDir(),
 			}
 			if p.Manifest == "" {
 				o.PayloadRoot = ""
 			}
-			for _, s := range runtime.SecretFiles(l) {
+			for _, s := range stack.SecretFiles(l) {
 				o.Secrets = append(o.Secrets, s)
 			}
 			rs := doctor.Run(cmd.Context(), o)

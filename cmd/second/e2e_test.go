@@ -25,7 +25,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/local/procutil"
 	"github.com/second-inc/second-release/internal/local/runstatus"
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 	"github.com/second-inc/second-release/internal/manifest"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
@@ -299,7 +299,7 @@ func holdPort(t *testing.T, port int) {
 
 func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 	p := newPayload(t, testsupport.MongodPath(t))
-	holdPort(t, runtime.DefaultWebPort)
+	holdPort(t, stack.DefaultWebPort)
 	env := p.env("SECOND_POSTHOG_KEY=phk", "SECOND_SENTRY_DSN=https://sentry.example/1", "NEXT_PUBLIC_SENTRY_DSN=nsd",
 		"NEXT_PUBLIC_LEAK=x", "SECOND_CLI_RELEASE_VERSION=9.8.7", "SECOND_CLI_RELEASE_PACKAGE=@second-inc/cli-local-test")
 	r := p.start(t, env, "--disable-telemetry")
@@ -316,8 +316,8 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 		}
 		ports[name] = s.Port
 	}
-	if ports["web"] == runtime.DefaultWebPort {
-		t.Errorf("web got port %d although it was taken", runtime.DefaultWebPort)
+	if ports["web"] == stack.DefaultWebPort {
+		t.Errorf("web got port %d although it was taken", stack.DefaultWebPort)
 	}
 	if want := "http://localhost:" + strconv.Itoa(ports["web"]); st.URL != want || !strings.Contains(r.out.String(), want) {
 		t.Errorf("URL %q (printed %q), want %q", st.URL, r.out, want)

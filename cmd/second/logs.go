@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 )
 
 func init() { subcommands = append(subcommands, newLogsCmd) }
@@ -17,19 +17,19 @@ func newLogsCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:       "logs [SERVICE]",
-		Short:     "Print (or follow) a service's log: " + strings.Join(runtime.LogServices(), ", "),
+		Short:     "Print (or follow) a service's log: " + strings.Join(stack.LogServices(), ", "),
 		Args:      cobra.MaximumNArgs(1),
-		ValidArgs: runtime.LogServices(),
+		ValidArgs: stack.LogServices(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := g.layout()
 			if err != nil {
 				return err
 			}
-			o := runtime.LogsOptions{Layout: l, Lines: lines, Follow: follow, Out: cmd.OutOrStdout()}
+			o := stack.LogsOptions{Layout: l, Lines: lines, Follow: follow, Out: cmd.OutOrStdout()}
 			if len(args) == 1 {
 				o.Service = args[0]
 			}
-			return runtime.Logs(cmd.Context(), o)
+			return stack.Logs(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 )
 
 func init() { subcommands = append(subcommands, newResetCmd) }
@@ -25,7 +25,7 @@ func newResetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := runtime.ResetOptions{Layout: l, Out: cmd.OutOrStdout()}
+			o := stack.ResetOptions{Layout: l, Out: cmd.OutOrStdout()}
 			if !yes {
 				o.Confirm = func(what []string) (bool, error) {
 					if !isTerminal(os.Stdin) {
@@ -37,7 +37,7 @@ func newResetCmd(g *globals) *cobra.Command {
 					return answer == "y" || answer == "yes", nil
 				}
 			}
-			return runtime.Reset(cmd.Context(), o)
+			return stack.Reset(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")

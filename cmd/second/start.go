@@ -10,7 +10,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/buildinfo"
 	"github.com/second-inc/second-release/internal/local/browser"
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 	"github.com/second-inc/second-release/internal/manifest"
 )
 
@@ -37,7 +37,7 @@ func newStartCmd(g *globals) *cobra.Command {
 // it too, so `second` alone starts.
 func bindStart(cmd *cobra.Command, g *globals) {
 	f := &startFlags{}
-	cmd.Flags().IntVar(&f.port, "port", 0, fmt.Sprintf("web port (default %d, or a free port if that one is taken)", runtime.DefaultWebPort))
+	cmd.Flags().IntVar(&f.port, "port", 0, fmt.Sprintf("web port (default %d, or a free port if that one is taken)", stack.DefaultWebPort))
 	cmd.Flags().BoolVar(&f.noOpen, "no-open", false, "do not open the browser")
 	cmd.Flags().BoolVar(&f.disableTelemetry, "disable-telemetry", false, "turn off product telemetry")
 	cmd.Flags().BoolVar(&f.disableTelemetry, "no-analytics", false, "same as --disable-telemetry")
@@ -52,14 +52,14 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 	if err != nil {
 		return err
 	}
-	payload, err := runtime.Discover(runtime.DiscoverOptions{})
+	payload, err := stack.Discover(stack.DiscoverOptions{})
 	if err != nil {
 		return fmt.Errorf("the Second payload is incomplete:\n%w", err)
 	}
 	version, pkg := releaseIdentity(payload)
 	out := cmd.OutOrStdout()
 	var openOnce sync.Once // a run resumed after a failed update must not open a second tab
-	opts := runtime.Options{
+	opts := stack.Options{
 		Layout:           layout,
 		Payload:          payload,
 		Port:             f.port,
@@ -81,7 +81,7 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 	}
 	// runWithUpdates (control.go) adds the control server and self-update.
 	err = runWithUpdates(cmd.Context(), opts, os.Args[1:])
-	var running *runtime.AlreadyRunningError
+	var running *stack.AlreadyRunningError
 	if errors.As(err, &running) {
 		fmt.Fprintf(out, "Second is already running at %s (pid %d)\n", running.URL, running.PID)
 		return nil
@@ -91,7 +91,7 @@ func runStart(cmd *cobra.Command, g *globals, f *startFlags) error {
 
 // releaseIdentity is the version and package name the children are told:
 // the launcher's word first, then the payload's manifest, then the binary's.
-func releaseIdentity(p *runtime.Payload) (version, pkg string) {
+func releaseIdentity(p *stack.Payload) (version, pkg string) {
 	version, pkg = os.Getenv("SECOND_CLI_RELEASE_VERSION"), os.Getenv("SECOND_CLI_RELEASE_PACKAGE")
 	if (version == "" || pkg == "") && p.Manifest != "" {
 		if m, _, err := manifest.Read(p.Root); err == nil {

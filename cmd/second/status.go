@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/second-inc/second-release/internal/local/runstatus"
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 )
 
 func init() { subcommands = append(subcommands, newStatusCmd) }
@@ -22,10 +22,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := runtime.ControlStatus(cmd.Context(), l)
+			st, err := stack.ControlStatus(cmd.Context(), l)
 			if err != nil {
 				// No control server (or it does not answer): runtime.json and the lock.
-				if st, err = runtime.ReadStatus(l); err != nil {
+				if st, err = stack.ReadStatus(l); err != nil {
 					return err
 				}
 			}

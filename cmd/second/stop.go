@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 )
 
 func init() { subcommands = append(subcommands, newStopCmd) }
@@ -22,8 +22,8 @@ func newStopCmd(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			// The control server stops it cleanly from inside; signals are the fallback.
-			asked := runtime.ControlStop(cmd.Context(), l) == nil
-			stopped, err := runtime.StopRunning(cmd.Context(), runtime.StopOptions{Layout: l, Out: out, Asked: asked})
+			asked := stack.ControlStop(cmd.Context(), l) == nil
+			stopped, err := stack.StopRunning(cmd.Context(), stack.StopOptions{Layout: l, Out: out, Asked: asked})
 			if err != nil {
 				return err
 			}

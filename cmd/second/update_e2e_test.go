@@ -13,7 +13,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control"
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 	"github.com/second-inc/second-release/internal/local/update"
 	"github.com/second-inc/second-release/internal/testsupport"
 	"github.com/second-inc/second-release/internal/testsupport/npmtest"
@@ -78,13 +78,13 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 		}
 	}()
 
-	payload, err := runtime.Discover(runtime.DiscoverOptions{Executable: p.bin})
+	payload, err := stack.Discover(stack.DiscoverOptions{Executable: p.bin})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runHere := func(version string) chan error {
 		done := make(chan error, 1)
-		opts := runtime.Options{Layout: layout, Payload: payload, Version: version, PackageName: "@second-inc/cli", Out: io.Discard}
+		opts := stack.Options{Layout: layout, Payload: payload, Version: version, PackageName: "@second-inc/cli", Out: io.Discard}
 		go func() { done <- runWithUpdates(ctx, opts, []string{"start", "--no-open", "--home", p.home}) }()
 		return done
 	}

@@ -20,10 +20,10 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control/client"
-	"github.com/second-inc/second-release/internal/local/releasestatus"
 	"github.com/second-inc/second-release/internal/local/runstatus"
 	"github.com/second-inc/second-release/internal/local/secrets"
 	"github.com/second-inc/second-release/internal/local/update"
+	"github.com/second-inc/second-release/internal/local/updatecheck"
 )
 
 // Wire types, shared with callers through internal/local/control/client and
@@ -54,9 +54,9 @@ type Snapshot struct {
 	Services  []runstatus.Service
 }
 
-// ReleaseChecker answers GET /release/status; *releasestatus.Checker is one.
+// ReleaseChecker answers GET /release/status; *updatecheck.Checker is one.
 type ReleaseChecker interface {
-	Status(ctx context.Context) releasestatus.Status
+	Status(ctx context.Context) updatecheck.Status
 }
 
 // Updater runs POST /update/install; *update.Installer is one.

@@ -17,9 +17,9 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control"
-	"github.com/second-inc/second-release/internal/local/releasestatus"
 	"github.com/second-inc/second-release/internal/local/runstatus"
 	"github.com/second-inc/second-release/internal/local/update"
+	"github.com/second-inc/second-release/internal/local/updatecheck"
 )
 
 type fakeRuntime struct {
@@ -41,9 +41,9 @@ func (f *fakeRuntime) Stop(ctx context.Context) error {
 	return nil
 }
 
-type fakeRelease struct{ st releasestatus.Status }
+type fakeRelease struct{ st updatecheck.Status }
 
-func (f fakeRelease) Status(context.Context) releasestatus.Status { return f.st }
+func (f fakeRelease) Status(context.Context) updatecheck.Status { return f.st }
 
 type fakeUpdater struct {
 	mu    sync.Mutex
@@ -84,7 +84,7 @@ func start(t *testing.T) *harness {
 	t.Cleanup(cancel)
 	srv, err := control.Start(ctx, control.Options{
 		Layout: l, Runtime: rt, Version: "1.0.0", PackageName: "@second-inc/cli",
-		Release: fakeRelease{releasestatus.Status{Package: "@second-inc/cli", Current: "1.0.0", Channel: "latest", Newest: "1.1.0", UpdateAvailable: true}},
+		Release: fakeRelease{updatecheck.Status{Package: "@second-inc/cli", Current: "1.0.0", Channel: "latest", Newest: "1.1.0", UpdateAvailable: true}},
 		Updater: &fakeUpdater{},
 	})
 	if err != nil {

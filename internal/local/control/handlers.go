@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/local/control/client"
-	"github.com/second-inc/second-release/internal/local/releasestatus"
 	"github.com/second-inc/second-release/internal/local/runstatus"
 	"github.com/second-inc/second-release/internal/local/update"
+	"github.com/second-inc/second-release/internal/local/updatecheck"
 )
 
 func jsonDecoder(r *http.Request) *json.Decoder {
@@ -82,7 +82,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 
 // ReleaseStatus is the body of GET /release/status.
 type ReleaseStatus struct {
-	releasestatus.Status
+	updatecheck.Status
 	Update *update.State `json:"update,omitempty"`
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control"
 	"github.com/second-inc/second-release/internal/local/runstatus"
-	"github.com/second-inc/second-release/internal/local/runtime"
+	"github.com/second-inc/second-release/internal/local/stack"
 )
 
 // fixedRuntime reports the same snapshot every time, so two requests see
@@ -23,7 +23,7 @@ type fixedRuntime struct{ snap control.Snapshot }
 func (f fixedRuntime) Snapshot() control.Snapshot     { return f.snap }
 func (f fixedRuntime) Stop(ctx context.Context) error { return nil }
 
-// GET /status and `second status --json` (runtime.ControlStatus is its
+// GET /status and `second status --json` (stack.ControlStatus is its
 // path while a control server answers) encode the same type: for one state
 // they print the same JSON, except controlUrl and packageName, which only
 // the server's answer carries. Both bodies are pinned so the wire format
@@ -66,7 +66,7 @@ func TestStatusJSONSameForServerAndCLI(t *testing.T) {
 		t.Errorf("GET /status\n got %s\nwant %s", got, wantServer)
 	}
 
-	st, err := runtime.ControlStatus(ctx, l)
+	st, err := stack.ControlStatus(ctx, l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control"
-	"github.com/second-inc/second-release/internal/local/releasestatus"
 	"github.com/second-inc/second-release/internal/local/runstatus"
 	"github.com/second-inc/second-release/internal/local/state"
 	"github.com/second-inc/second-release/internal/local/update"
+	"github.com/second-inc/second-release/internal/local/updatecheck"
 	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
 )
@@ -47,7 +47,7 @@ type fixture struct {
 	lock   *state.Lock
 	srv    *control.Server
 	inst   *update.Installer
-	checks *releasestatus.Checker
+	checks *updatecheck.Checker
 	ready  bool
 }
 
@@ -78,7 +78,7 @@ func fixtureMain(args []string) int {
 		f.log.Error("npm config", "err", err)
 		return 1
 	}
-	f.checks = releasestatus.New(releasestatus.Options{Package: f.pkg, Current: f.version, Lookup: &npmregistry.Client{Config: cfg}})
+	f.checks = updatecheck.New(updatecheck.Options{Package: f.pkg, Current: f.version, Lookup: &npmregistry.Client{Config: cfg}})
 	f.inst = update.New(update.Options{
 		Layout: f.layout, Package: f.pkg, Current: f.version, StartArgs: f.args,
 		Target: f, ReadyTimeout: 90 * time.Second, Log: f.log,

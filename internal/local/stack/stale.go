@@ -1,4 +1,4 @@
-package runtime
+package stack
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,7 +88,7 @@ func OwnsPID(pid int, svc state.Service) bool {
 
 // cwdOf returns a process's working directory where the OS shows it.
 func cwdOf(pid int) string {
-	if goruntime.GOOS != "linux" {
+	if runtime.GOOS != "linux" {
 		return ""
 	}
 	d, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")

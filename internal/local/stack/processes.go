@@ -1,9 +1,9 @@
-package runtime
+package stack
 
 import (
 	"fmt"
 	"net"
-	goruntime "runtime"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -113,7 +113,7 @@ func NativeEnv(p *Payload, environ []string) []string {
 
 // LibraryPathVar is the dynamic loader's search-path variable on this OS.
 func LibraryPathVar() string {
-	if goruntime.GOOS == "darwin" {
+	if runtime.GOOS == "darwin" {
 		return "DYLD_LIBRARY_PATH"
 	}
 	return "LD_LIBRARY_PATH"

@@ -1,8 +1,8 @@
-// Package releasestatus answers "is there a newer release of the launcher
+// Package updatecheck answers "is there a newer release of the launcher
 // package?" for the control server's GET /release/status: it asks the
 // registry the user's npm configuration points at, follows the dist-tag the
 // running version came from, caches the answer and keeps one request in flight.
-package releasestatus
+package updatecheck
 
 import (
 	"context"

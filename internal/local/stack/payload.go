@@ -1,8 +1,8 @@
-// Package runtime is the `second` runtime: it finds the payload, prepares
+// Package stack is the `second` runtime: it finds the payload, prepares
 // the home (secrets, ports, redis config), describes mongod, redis-server,
 // the web server and the worker as supervise.Processes, runs them, keeps
 // runtime.json current, and implements stop, status, logs and reset.
-package runtime
+package stack
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 )
 
@@ -111,7 +111,7 @@ func Discover(o DiscoverOptions) (*Payload, error) {
 	if isDir(filepath.Join(dist, "runtime", "lib")) {
 		p.LibDir = filepath.Join(dist, "runtime", "lib")
 	}
-	const reinstall = "it ships in the payload package @second-inc/cli-local-" + goruntime.GOOS + "-*; run `npx --yes @second-inc/cli` again to reinstall it"
+	const reinstall = "it ships in the payload package @second-inc/cli-local-" + runtime.GOOS + "-*; run `npx --yes @second-inc/cli` again to reinstall it"
 
 	var errs []error
 	// node

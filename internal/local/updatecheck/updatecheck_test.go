@@ -1,4 +1,4 @@
-package releasestatus_test
+package updatecheck_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/second-inc/second-release/internal/local/releasestatus"
+	"github.com/second-inc/second-release/internal/local/updatecheck"
 	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/testsupport"
@@ -50,14 +50,14 @@ func TestCompare(t *testing.T) {
 		{"prerelease sees newer stable", "2.0.0-rc.2", map[string]string{"latest": "2.0.0", "next": "2.0.0-rc.2"}, nil, "next", "2.0.0", true, ""},
 		{"prerelease, no next tag", "2.0.0-rc.1", map[string]string{"latest": "1.0.0"}, nil, "next", "1.0.0", false, ""},
 		{"semver not string order", "1.9.0", map[string]string{"latest": "1.10.0"}, nil, "latest", "1.10.0", true, ""},
-		{"no tag", "1.0.0", map[string]string{}, nil, "latest", "", false, releasestatus.CodeNoDistTag},
-		{"garbage tag", "1.0.0", map[string]string{"latest": "banana"}, nil, "latest", "", false, releasestatus.CodeInvalidVersion},
-		{"garbage current", "dev", map[string]string{"latest": "1.0.0"}, nil, "latest", "", false, releasestatus.CodeInvalidVersion},
+		{"no tag", "1.0.0", map[string]string{}, nil, "latest", "", false, updatecheck.CodeNoDistTag},
+		{"garbage tag", "1.0.0", map[string]string{"latest": "banana"}, nil, "latest", "", false, updatecheck.CodeInvalidVersion},
+		{"garbage current", "dev", map[string]string{"latest": "1.0.0"}, nil, "latest", "", false, updatecheck.CodeInvalidVersion},
 		{"auth", "1.0.0", nil, &npmregistry.Error{Code: npmregistry.CodeAuthRequired}, "latest", "", false, "auth_required"},
-		{"other error", "1.0.0", nil, errors.New("boom with secret"), "latest", "", false, releasestatus.CodeInternal},
+		{"other error", "1.0.0", nil, errors.New("boom with secret"), "latest", "", false, updatecheck.CodeInternal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := releasestatus.New(releasestatus.Options{Package: "@second-inc/cli", Current: tc.current, Lookup: &fakeLookup{tags: tc.tags, err: tc.err}})
+			c := updatecheck.New(updatecheck.Options{Package: "@second-inc/cli", Current: tc.current, Lookup: &fakeLookup{tags: tc.tags, err: tc.err}})
 			s := c.Status(context.Background())
 			if s.Channel != tc.channel || s.Newest != tc.newest || s.UpdateAvailable != tc.update || s.Error != tc.code {
 				t.Errorf("got %+v; want channel %s newest %q update %v error %q", s, tc.channel, tc.newest, tc.update, tc.code)
@@ -70,10 +70,10 @@ func TestCacheAndSingleFlight(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var clock sync.Mutex
 	f := &fakeLookup{tags: map[string]string{"latest": "2.0.0"}, gate: make(chan struct{})}
-	c := releasestatus.New(releasestatus.Options{Current: "1.0.0", Lookup: f, Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
+	c := updatecheck.New(updatecheck.Options{Current: "1.0.0", Lookup: f, Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
 
 	var wg sync.WaitGroup
-	results := make([]releasestatus.Status, 8)
+	results := make([]updatecheck.Status, 8)
 	for i := range results {
 		wg.Add(1)
 		go func() { defer wg.Done(); results[i] = c.Status(context.Background()) }()
@@ -118,11 +118,11 @@ func TestCacheAndSingleFlight(t *testing.T) {
 func TestPackageFromEnv(t *testing.T) {
 	env := map[string]string{}
 	get := func(k string) string { return env[k] }
-	if got := releasestatus.PackageFromEnv(get); got != "@second-inc/cli" {
+	if got := updatecheck.PackageFromEnv(get); got != "@second-inc/cli" {
 		t.Errorf("default = %q", got)
 	}
 	env["SECOND_CLI_RELEASE_PACKAGE"] = "@acme/cli"
-	if got := releasestatus.PackageFromEnv(get); got != "@acme/cli" {
+	if got := updatecheck.PackageFromEnv(get); got != "@acme/cli" {
 		t.Errorf("from env = %q", got)
 	}
 }
@@ -172,7 +172,7 @@ func TestVerdaccioWithUserNpmrc(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := releasestatus.New(releasestatus.Options{Current: tc.current, Lookup: &npmregistry.Client{Config: cfg}})
+			c := updatecheck.New(updatecheck.Options{Current: tc.current, Lookup: &npmregistry.Client{Config: cfg}})
 			s := c.Status(ctx)
 			if s.Newest != tc.newest || s.Error != tc.code || s.UpdateAvailable != (tc.newest != "") {
 				t.Errorf("status %+v; want newest %q error %q", s, tc.newest, tc.code)
