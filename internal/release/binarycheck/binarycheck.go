@@ -69,11 +69,17 @@ const (
 	kindELF
 	kindMachO
 	kindFat
+	kindPE // Windows; only Identify reports these, the payload checks skip them
 )
 
-// sniff reads a file's magic number. Java class files share the fat Mach-O
-// magic; a fat header's second word is a small architecture count, a class
-// file's is its version (≥ 45), which tells them apart.
+// maxFatArches bounds a universal Mach-O's architecture count. Java class
+// files share the fat magic (0xCAFEBABE); where a fat header has its small
+// nfat_arch, a class file has minor and major version, and the major version
+// of every class file is at least 45, so the word is never below 45.
+const maxFatArches = 45
+
+// sniff reads a file's magic number and tells a universal Mach-O from a Java
+// class file by the word after the magic (see maxFatArches).
 func sniff(path string) (kind, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -96,8 +102,10 @@ func sniff(path string) (kind, error) {
 	switch {
 	case be == macho.Magic32 || be == macho.Magic64 || le == macho.Magic32 || le == macho.Magic64:
 		return kindMachO, nil
-	case be == macho.MagicFat && n == 8 && binary.BigEndian.Uint32(hdr[4:]) < 45:
+	case be == macho.MagicFat && n == 8 && binary.BigEndian.Uint32(hdr[4:]) < maxFatArches:
 		return kindFat, nil
+	case hdr[0] == 'M' && hdr[1] == 'Z':
+		return kindPE, nil
 	}
 	return kindNone, nil
 }
@@ -116,7 +124,7 @@ func walkBinaries(root string, fn func(rel, path string, k kind) error) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		if k == kindNone {
+		if k == kindNone || k == kindPE {
 			return nil
 		}
 		rel, err := filepath.Rel(root, path)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/second-inc/second-release/internal/release/binarycheck"
 	"github.com/second-inc/second-release/internal/release/filetree"
 	"github.com/second-inc/second-release/internal/release/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
@@ -123,7 +124,7 @@ func TestRetargetSharpToDarwinArm64(t *testing.T) {
 		}
 	}
 	addon := filepath.Join(dir, "node_modules", "@img", "sharp-darwin-arm64", "lib", "sharp-darwin-arm64-0.35.5.node")
-	b, ok, err := ReadBinary(addon)
+	b, ok, err := binarycheck.Identify(addon)
 	if err != nil || !ok || b.Format != "macho" || !b.Runs(darwin) {
 		t.Errorf("%s: %v ok=%v err=%v, want a darwin/arm64 Mach-O", addon, b, ok, err)
 	}

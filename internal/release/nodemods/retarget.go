@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/release/binarycheck"
 	"github.com/second-inc/second-release/internal/release/filetree"
 	"github.com/second-inc/second-release/internal/release/platform"
 )
@@ -150,7 +151,7 @@ func Retarget(ctx context.Context, o Options) (Report, error) {
 			continue
 		}
 		for _, nf := range p.NativeFiles {
-			b, ok, err := ReadBinary(filepath.Join(p.Dir, filepath.FromSlash(nf)))
+			b, ok, err := binarycheck.Identify(filepath.Join(p.Dir, filepath.FromSlash(nf)))
 			if err != nil {
 				return rep, err
 			}
