@@ -74,129 +74,174 @@ func (e *MissingError) Error() string {
 // monorepoWorker is the worker's entry point in a product checkout.
 const monorepoWorker = "apps/worker/src/index.ts"
 
-// Discover locates the payload. Env overrides win over the layout next to
-// the executable: SECOND_NODE, SECOND_WEB_DIR, SECOND_WORKER_SCRIPT,
-// SECOND_MONGOD, SECOND_REDIS_SERVER.
-func Discover(o DiscoverOptions) (*Payload, error) {
-	getenv := o.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
+// discovery is one Discover call's inputs with defaults applied.
+type discovery struct {
+	getenv   func(string) string
+	lookPath func(string) (string, error)
+	exe, cwd string
+	need     func(piece string) bool
+	dist     string
+}
+
+func newDiscovery(o DiscoverOptions) (*discovery, error) {
+	d := &discovery{getenv: o.Getenv, lookPath: o.LookPath, exe: o.Executable, cwd: o.Cwd}
+	if d.getenv == nil {
+		d.getenv = os.Getenv
 	}
-	lookPath := o.LookPath
-	if lookPath == nil {
-		lookPath = exec.LookPath
+	if d.lookPath == nil {
+		d.lookPath = exec.LookPath
 	}
-	exe := o.Executable
-	if exe == "" {
+	if d.exe == "" {
 		e, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("find the second executable: %w", err)
 		}
-		exe = e
+		d.exe = e
 	}
-	if r, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = r
+	if r, err := filepath.EvalSymlinks(d.exe); err == nil {
+		d.exe = r
 	}
-	cwd := o.Cwd
-	if cwd == "" {
-		cwd, _ = os.Getwd()
+	if d.cwd == "" {
+		d.cwd, _ = os.Getwd()
 	}
-	need := func(p string) bool { return o.Need == nil || o.Need[p] }
+	d.need = func(p string) bool { return o.Need == nil || o.Need[p] }
+	d.dist = filepath.Join(PayloadRoot(d.exe), "dist")
+	return d, nil
+}
 
-	p := &Payload{Root: filepath.Dir(filepath.Dir(exe))}
-	dist := filepath.Join(p.Root, "dist")
+// PayloadRoot is the payload package dir of the second executable at exe
+// (the parent of its bin/).
+func PayloadRoot(exe string) string { return filepath.Dir(filepath.Dir(exe)) }
+
+// reinstall is how a missing payload piece comes back.
+const reinstall = "it ships in the payload package @second-inc/cli-local-" + runtime.GOOS + "-*; run `npx --yes @second-inc/cli` again to reinstall it"
+
+// Discover locates the payload. Env overrides win over the layout next to
+// the executable: SECOND_NODE, SECOND_WEB_DIR, SECOND_WORKER_SCRIPT,
+// SECOND_MONGOD, SECOND_REDIS_SERVER.
+func Discover(o DiscoverOptions) (*Payload, error) {
+	d, err := newDiscovery(o)
+	if err != nil {
+		return nil, err
+	}
+	p := &Payload{Root: PayloadRoot(d.exe)}
 	if isFile(filepath.Join(p.Root, "manifest.json")) {
 		p.Manifest = filepath.Join(p.Root, "manifest.json")
 	}
-	if isDir(filepath.Join(dist, "runtime", "lib")) {
-		p.LibDir = filepath.Join(dist, "runtime", "lib")
+	if isDir(filepath.Join(d.dist, "runtime", "lib")) {
+		p.LibDir = filepath.Join(d.dist, "runtime", "lib")
 	}
-	const reinstall = "it ships in the payload package @second-inc/cli-local-" + runtime.GOOS + "-*; run `npx --yes @second-inc/cli` again to reinstall it"
-
 	var errs []error
-	// node
-	if v := getenv("SECOND_NODE"); v != "" {
-		p.Node = v
-		if !isExecutable(v) {
-			if lp, err := lookPath(v); err == nil {
-				p.Node = lp
-			} else if need(PieceNode) {
-				errs = append(errs, &MissingError{PieceNode, v + " (SECOND_NODE)", "point SECOND_NODE at a Node.js ≥ 20 executable"})
-			}
+	collect := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
 		}
-	} else if lp, err := lookPath("node"); err == nil {
-		p.Node = lp
-	} else if need(PieceNode) {
-		errs = append(errs, &MissingError{PieceNode, "node on PATH", "install Node.js ≥ 20 (the npx launcher passes its own node as SECOND_NODE), or set SECOND_NODE"})
 	}
+	collect(d.node(p))
+	collect(d.web(p))
+	collect(d.worker(p))
+	collect(d.native(PieceMongod, "SECOND_MONGOD", &p.Mongod))
+	collect(d.native(PieceRedis, "SECOND_REDIS_SERVER", &p.RedisServer))
+	if len(errs) > 0 {
+		return p, errors.Join(errs...)
+	}
+	return p, nil
+}
 
-	// web
-	p.WebDir = filepath.Join(dist, "web")
-	webHow := reinstall + ", or set SECOND_WEB_DIR to a Next.js standalone output dir"
-	webWhere := p.WebDir + "/server.js"
-	if v := getenv("SECOND_WEB_DIR"); v != "" {
-		p.WebDir, webWhere = absFrom(cwd, v), absFrom(cwd, v)+"/server.js (SECOND_WEB_DIR)"
-		webHow = "SECOND_WEB_DIR must be a Next.js standalone output dir containing server.js"
+// node: SECOND_NODE (a path or a name on PATH), else node on PATH.
+func (d *discovery) node(p *Payload) error {
+	if v := d.getenv("SECOND_NODE"); v != "" {
+		p.Node = v
+		if isExecutable(v) {
+			return nil
+		}
+		if lp, err := d.lookPath(v); err == nil {
+			p.Node = lp
+			return nil
+		}
+		if d.need(PieceNode) {
+			return &MissingError{PieceNode, v + " (SECOND_NODE)", "point SECOND_NODE at a Node.js ≥ 20 executable"}
+		}
+		return nil
+	}
+	if lp, err := d.lookPath("node"); err == nil {
+		p.Node = lp
+		return nil
+	}
+	if d.need(PieceNode) {
+		return &MissingError{PieceNode, "node on PATH", "install Node.js ≥ 20 (the npx launcher passes its own node as SECOND_NODE), or set SECOND_NODE"}
+	}
+	return nil
+}
+
+// web: SECOND_WEB_DIR, else dist/web.
+func (d *discovery) web(p *Payload) error {
+	p.WebDir = filepath.Join(d.dist, "web")
+	how := reinstall + ", or set SECOND_WEB_DIR to a Next.js standalone output dir"
+	where := p.WebDir + "/server.js"
+	if v := d.getenv("SECOND_WEB_DIR"); v != "" {
+		p.WebDir, where = absFrom(d.cwd, v), absFrom(d.cwd, v)+"/server.js (SECOND_WEB_DIR)"
+		how = "SECOND_WEB_DIR must be a Next.js standalone output dir containing server.js"
 	}
 	p.WebServer = filepath.Join(p.WebDir, "server.js")
-	if !isFile(p.WebServer) && need(PieceWeb) {
-		errs = append(errs, &MissingError{"web server", webWhere, webHow})
+	if !isFile(p.WebServer) && d.need(PieceWeb) {
+		return &MissingError{"web server", where, how}
 	}
+	return nil
+}
 
-	// worker
-	switch repo := findMonorepo(cwd, filepath.Dir(exe)); {
-	case getenv("SECOND_WORKER_SCRIPT") != "":
-		script := absFrom(cwd, getenv("SECOND_WORKER_SCRIPT"))
+// worker: SECOND_WORKER_SCRIPT, else the source of a product checkout
+// around the cwd or the executable, else the bundle in dist/worker.
+func (d *discovery) worker(p *Payload) error {
+	if v := d.getenv("SECOND_WORKER_SCRIPT"); v != "" {
+		script := absFrom(d.cwd, v)
 		p.WorkerArgs, p.WorkerDir = []string{script}, filepath.Dir(script)
 		if strings.HasSuffix(script, ".ts") {
 			p.WorkerArgs, p.WorkerFromSource = []string{"--import", "tsx", script}, true
 		}
-		if !isFile(script) && need(PieceWorker) {
-			errs = append(errs, &MissingError{PieceWorker, script + " (SECOND_WORKER_SCRIPT)", "SECOND_WORKER_SCRIPT must name the bundled worker (worker.mjs)"})
+		if !isFile(script) && d.need(PieceWorker) {
+			return &MissingError{PieceWorker, script + " (SECOND_WORKER_SCRIPT)", "SECOND_WORKER_SCRIPT must name the bundled worker (worker.mjs)"}
 		}
-	case repo != "":
+		return nil
+	}
+	if repo := findMonorepo(d.cwd, filepath.Dir(d.exe)); repo != "" {
 		// A product checkout: run the worker from source so edits apply
 		// without a bundle step; tsx resolves from the worker's package.
 		p.WorkerDir = filepath.Join(repo, "apps", "worker")
 		p.WorkerArgs = []string{"--import", "tsx", filepath.Join(repo, filepath.FromSlash(monorepoWorker))}
 		p.WorkerFromSource = true
-	default:
-		script := filepath.Join(dist, "worker", "worker.mjs")
-		p.WorkerArgs, p.WorkerDir = []string{script}, filepath.Dir(script)
-		if !isFile(script) && need(PieceWorker) {
-			errs = append(errs, &MissingError{PieceWorker, script, reinstall + ", or set SECOND_WORKER_SCRIPT"})
-		}
+		return nil
 	}
+	script := filepath.Join(d.dist, "worker", "worker.mjs")
+	p.WorkerArgs, p.WorkerDir = []string{script}, filepath.Dir(script)
+	if !isFile(script) && d.need(PieceWorker) {
+		return &MissingError{PieceWorker, script, reinstall + ", or set SECOND_WORKER_SCRIPT"}
+	}
+	return nil
+}
 
-	// natives
-	for _, n := range []struct {
-		piece, env string
-		dst        *string
-	}{
-		{PieceMongod, "SECOND_MONGOD", &p.Mongod},
-		{PieceRedis, "SECOND_REDIS_SERVER", &p.RedisServer},
-	} {
-		def := filepath.Join(dist, "runtime", "bin", n.piece)
-		if v := getenv(n.env); v != "" {
-			*n.dst = absFrom(cwd, v)
-			if !isExecutable(*n.dst) {
-				if lp, err := lookPath(v); err == nil && !strings.ContainsRune(v, filepath.Separator) {
-					*n.dst = lp
-				} else if need(n.piece) {
-					errs = append(errs, &MissingError{n.piece, *n.dst + " (" + n.env + ")", n.env + " must name an executable " + n.piece})
-				}
-			}
-			continue
+// native: the env override (a path, or a bare name on PATH), else
+// dist/runtime/bin/<piece>.
+func (d *discovery) native(piece, env string, dst *string) error {
+	if v := d.getenv(env); v != "" {
+		*dst = absFrom(d.cwd, v)
+		if isExecutable(*dst) {
+			return nil
 		}
-		*n.dst = def
-		if !isExecutable(def) && need(n.piece) {
-			errs = append(errs, &MissingError{n.piece, def, reinstall + ", or set " + n.env})
+		if lp, err := d.lookPath(v); err == nil && !strings.ContainsRune(v, filepath.Separator) {
+			*dst = lp
+			return nil
 		}
+		if d.need(piece) {
+			return &MissingError{piece, *dst + " (" + env + ")", env + " must name an executable " + piece}
+		}
+		return nil
 	}
-	if len(errs) > 0 {
-		return p, errors.Join(errs...)
+	*dst = filepath.Join(d.dist, "runtime", "bin", piece)
+	if !isExecutable(*dst) && d.need(piece) {
+		return &MissingError{piece, *dst, reinstall + ", or set " + env}
 	}
-	return p, nil
+	return nil
 }
 
 // findMonorepo returns the checkout root holding apps/worker/src/index.ts,
