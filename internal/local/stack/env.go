@@ -45,10 +45,14 @@ func passThrough(key string) bool {
 // URLs derived from the ports.
 func (in EnvInput) webURL() string    { return "http://127.0.0.1:" + strconv.Itoa(in.WebPort) }
 func (in EnvInput) publicURL() string { return "http://localhost:" + strconv.Itoa(in.WebPort) }
-func (in EnvInput) mongoURI() string {
+
+// MongoURI is the app's connection string for the mongod on MongoPort.
+func (in EnvInput) MongoURI() string {
 	return fmt.Sprintf("mongodb://127.0.0.1:%d/second?directConnection=true&replicaSet=rs0", in.MongoPort)
 }
-func (in EnvInput) redisURL() string { return "redis://127.0.0.1:" + strconv.Itoa(in.RedisPort) }
+
+// RedisURL is the app's connection string for the redis-server on RedisPort.
+func (in EnvInput) RedisURL() string { return "redis://127.0.0.1:" + strconv.Itoa(in.RedisPort) }
 
 // WebEnv is the web server's complete environment (contract §6).
 func WebEnv(in EnvInput) []string {
@@ -62,8 +66,8 @@ func WebEnv(in EnvInput) []string {
 		"SECOND_NO_AUTH_SESSION_SECRET":      in.SessionSecret,
 		"INTERNAL_API_TOKEN":                 in.InternalAPIToken,
 		"NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": in.ServerActionsKey,
-		"MONGODB_URI":                        in.mongoURI(),
-		"REDIS_URL":                          in.redisURL(),
+		"MONGODB_URI":                        in.MongoURI(),
+		"REDIS_URL":                          in.RedisURL(),
 		"SECOND_PUBLIC_URL":                  in.publicURL(),
 		"WEB_URL":                            in.webURL(),
 		"WORKER_URL":                         "http://127.0.0.1:" + strconv.Itoa(in.WorkerPort),
@@ -90,8 +94,8 @@ func WorkerEnv(in EnvInput) []string {
 		"WEB_URL":            in.webURL(),
 		"TOOL_EXECUTE_URL":   in.webURL() + "/api/internal/tool-execute",
 		"WORKSPACES_DIR":     in.WorkspacesDir,
-		"MONGODB_URI":        in.mongoURI(),
-		"REDIS_URL":          in.redisURL(),
+		"MONGODB_URI":        in.MongoURI(),
+		"REDIS_URL":          in.RedisURL(),
 	}
 	for k, v := range set {
 		m[k] = v

@@ -2,7 +2,9 @@ package stack
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,6 +17,81 @@ import (
 )
 
 type processSet struct{ mongo, redis, web, worker *supervise.Process }
+
+// Infra is mongod and redis-server for one data layout: the runtime's home,
+// or a worktree's .second-dev/ for `second dev`. Both commands describe
+// them through here so they run the same way.
+type Infra struct {
+	Layout               home.Layout
+	Payload              *Payload // Mongod, RedisServer, LibDir
+	MongoPort, RedisPort int
+	Environ              []string     // the user's environment (os.Environ form)
+	Log                  *slog.Logger // default discarded
+	// ReadyTimeout overrides both start deadlines (tests).
+	ReadyTimeout time.Duration
+}
+
+// Prepare creates the data and log dirs and writes what the servers read
+// at start (redis.conf for this run's port).
+func (in Infra) Prepare() error {
+	for _, d := range []string{in.Layout.MongoData(), in.Layout.RedisData(), in.Layout.LogsDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return writeRedisConfig(in.Layout, in.RedisPort)
+}
+
+// Processes describes mongod and redis-server as plain data.
+func (in Infra) Processes() (mongo, redis *supervise.Process) {
+	l, p := in.Layout, in.Payload
+	log := in.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	timeout := func(d time.Duration) time.Duration {
+		if in.ReadyTimeout > 0 {
+			return in.ReadyTimeout
+		}
+		return d
+	}
+	nativeEnv := NativeEnv(p, in.Environ)
+	mongo = &supervise.Process{
+		Name:    ServiceMongo,
+		Command: p.Mongod,
+		Args: []string{"--dbpath", l.MongoData(), "--bind_ip", "127.0.0.1",
+			"--port", strconv.Itoa(in.MongoPort), "--replSet", "rs0"},
+		Dir:     l.Root,
+		Env:     nativeEnv,
+		LogPath: l.Log(ServiceMongo),
+		// A fresh data dir preallocates its journal; slow disks need time.
+		ReadyTimeout: timeout(2 * time.Minute),
+		Stop:         supervise.StopPolicy{Grace: MongoGrace},
+		Port:         in.MongoPort,
+	}
+	mongoHooks(mongo, in.MongoPort, log)
+
+	redis = &supervise.Process{
+		Name:         ServiceRedis,
+		Command:      p.RedisServer,
+		Args:         []string{l.RedisConfig()},
+		Dir:          l.RedisData(),
+		Env:          nativeEnv,
+		LogPath:      l.Log(ServiceRedis),
+		Ready:        briskly(probe.Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(in.RedisPort))}),
+		ReadyTimeout: timeout(time.Minute),
+		Stop:         supervise.StopPolicy{Grace: 20 * time.Second},
+		Port:         in.RedisPort,
+	}
+	return mongo, redis
+}
+
+// infra is this run's Infra.
+func (rt *Runtime) infra() Infra {
+	return Infra{Layout: rt.opts.Layout, Payload: rt.opts.Payload,
+		MongoPort: rt.ports[ServiceMongo], RedisPort: rt.ports[ServiceRedis],
+		Environ: rt.opts.Environ, Log: rt.log, ReadyTimeout: rt.opts.ReadyTimeout}
+}
 
 // processes describes the four children as plain data.
 func (rt *Runtime) processes(control *Control) processSet {
@@ -39,35 +116,7 @@ func (rt *Runtime) processes(control *Control) processSet {
 		}
 		return d
 	}
-	nativeEnv := NativeEnv(p, rt.opts.Environ)
-
-	mongo := &supervise.Process{
-		Name:    ServiceMongo,
-		Command: p.Mongod,
-		Args: []string{"--dbpath", l.MongoData(), "--bind_ip", "127.0.0.1",
-			"--port", strconv.Itoa(in.MongoPort), "--replSet", "rs0"},
-		Dir:     l.Root,
-		Env:     nativeEnv,
-		LogPath: l.Log(ServiceMongo),
-		// A fresh data dir preallocates its journal; slow disks need time.
-		ReadyTimeout: timeout(2 * time.Minute),
-		Stop:         supervise.StopPolicy{Grace: MongoGrace},
-		Port:         in.MongoPort,
-	}
-	mongoHooks(mongo, in.MongoPort, rt.log)
-
-	redis := &supervise.Process{
-		Name:         ServiceRedis,
-		Command:      p.RedisServer,
-		Args:         []string{l.RedisConfig()},
-		Dir:          l.RedisData(),
-		Env:          nativeEnv,
-		LogPath:      l.Log(ServiceRedis),
-		Ready:        briskly(probe.Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(in.RedisPort))}),
-		ReadyTimeout: timeout(time.Minute),
-		Stop:         supervise.StopPolicy{Grace: 20 * time.Second},
-		Port:         in.RedisPort,
-	}
+	mongo, redis := rt.infra().Processes()
 	web := &supervise.Process{
 		Name:         ServiceWeb,
 		Command:      p.Node,

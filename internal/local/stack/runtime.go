@@ -181,7 +181,7 @@ func (rt *Runtime) Run(ctx context.Context) (err error) {
 	if err := rt.choosePorts(prev); err != nil {
 		return err
 	}
-	if err := writeRedisConfig(l, rt.ports[ServiceRedis]); err != nil {
+	if err := rt.infra().Prepare(); err != nil {
 		return err
 	}
 
