@@ -32,6 +32,18 @@ type Native struct {
 	Version string `json:"version"`
 	Source  string `json:"source"` // URL or OCI reference
 	SHA256  string `json:"sha256"` // digest of the source archive
+	// Rewrites lists what the build changed in the archive's files to make
+	// them load on the target (Linux: Homebrew's placeholder interpreter
+	// and search paths); the files' digests below are of the result.
+	Rewrites []Rewrite `json:"rewrites,omitempty"`
+}
+
+// Rewrite is one string the build replaced inside a native file.
+type Rewrite struct {
+	File  string `json:"file"`  // slash path relative to the package root
+	Field string `json:"field"` // PT_INTERP, DT_RUNPATH or DT_RPATH
+	Old   string `json:"old"`
+	New   string `json:"new"`
 }
 
 // File is one file of the package.

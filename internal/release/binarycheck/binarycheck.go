@@ -4,14 +4,19 @@
 // dist/runtime/lib, build-host paths, a non-standard ELF interpreter, and
 // glibc or macOS requirements newer than the lock's floor.
 //
-// Library resolution rule (the runtime must follow it): the build never
-// rewrites load paths. When the runtime starts mongod or redis-server — and
-// only those two — it sets DYLD_LIBRARY_PATH (macOS) or LD_LIBRARY_PATH
-// (Linux) to the payload's dist/runtime/lib. dyld then finds a dependency by
-// its leaf name in that directory before trying the recorded path, and ld.so
-// finds a DT_NEEDED soname there before the system directories. A library
-// load is therefore satisfied when it is a system library or its leaf name is
-// shipped in dist/runtime/lib and the loading file is covered by the rule.
+// Library resolution rule (the runtime must follow it): on macOS the build
+// never rewrites load paths (that would break the code signatures). When the
+// runtime starts mongod or redis-server — and only those two — it sets
+// DYLD_LIBRARY_PATH (macOS) or LD_LIBRARY_PATH (Linux) to the payload's
+// dist/runtime/lib. dyld then finds a dependency by its leaf name in that
+// directory before trying the recorded path, and ld.so finds a DT_NEEDED
+// soname there before the system directories. On Linux the build also
+// rewrites Homebrew's placeholder interpreter and search paths (see
+// natives.RelocateELF), so $ORIGIN-relative RUNPATHs resolve shipped
+// libraries without any variable. A library load is therefore satisfied
+// when it is a system library, resolves through $ORIGIN/@loader_path/@rpath
+// to a file in the tree, or its leaf name is shipped in dist/runtime/lib and
+// the loading file is covered by the rule.
 package binarycheck
 
 import (

@@ -6,10 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/second-inc/second-release/internal/release/elfpatch"
 	"github.com/second-inc/second-release/internal/release/platform"
+	"github.com/second-inc/second-release/internal/testsupport"
 	"github.com/second-inc/second-release/internal/testsupport/craft"
 )
 
@@ -282,5 +285,58 @@ func TestCompareVersions(t *testing.T) {
 	}
 	if decodeMachoVersion(macos15) != "15.2" || decodeMachoVersion(0x000a0f01) != "10.15.1" {
 		t.Error("decodeMachoVersion")
+	}
+}
+
+// A Homebrew Linux bottle as poured from the archive fails the check (its
+// interpreter is a placeholder); after the build's in-place rewrite to the
+// system loader and an $ORIGIN RUNPATH it passes, even for a file the
+// runtime does not start with LD_LIBRARY_PATH.
+func TestCheckHomebrewBottleBeforeAndAfterRewrite(t *testing.T) {
+	_, host := hostELF(t)
+	f, err := elf.Open("/bin/ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	needed, _ := f.ImportedLibraries()
+	f.Close()
+	root := t.TempDir()
+	for _, n := range needed {
+		if !slices.Contains(DefaultLinuxSystem(), n) {
+			write(t, root, "dist/runtime/lib/"+n, []byte("stand-in"))
+		}
+	}
+	server := filepath.Join(root, "dist/runtime/bin/redis-server")
+	tool := filepath.Join(root, "dist/tools/ls")
+	testsupport.BottleELF(t, "/bin/ls", server, testsupport.HomebrewRunpath)
+	testsupport.BottleELF(t, "/bin/ls", tool, testsupport.HomebrewRunpath)
+
+	vs, err := Check(root, PayloadOptions(host, Floors{}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := problems(vs)
+	for _, want := range []string{
+		"dist/runtime/bin/redis-server: ELF interpreter " + testsupport.HomebrewInterp + " is not the system loader " + StandardInterpreter(host.GOARCH),
+		"dist/tools/ls: ELF interpreter " + testsupport.HomebrewInterp + " is not the system loader",
+		"dist/tools/ls: library search path " + testsupport.HomebrewPrefix + "/lib points into the build host",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+
+	for file, origin := range map[string]string{server: "$ORIGIN/../lib", tool: "$ORIGIN/../runtime/lib"} {
+		if _, err := elfpatch.Rewrite(file, func(field, old string) (string, bool) {
+			if field == elfpatch.FieldInterp {
+				return StandardInterpreter(host.GOARCH), true
+			}
+			return origin, true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if vs, err := Check(root, PayloadOptions(host, Floors{}, nil)); err != nil || len(vs) != 0 {
+		t.Fatalf("rewritten files: %v\n%s", err, problems(vs))
 	}
 }

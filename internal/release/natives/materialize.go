@@ -111,7 +111,25 @@ func Materialize(ctx context.Context, o Options) (map[string]manifest.Native, er
 			return nil, fmt.Errorf("natives for %s: unpack %s %s (%s): %w", o.Platform.ID, n.Name, n.Version, fileName(n), err)
 		}
 		log.Info("native unpacked", "name", n.Name, "version", n.Version, "files", res.Files)
-		out[n.Name] = manifest.Native{Version: n.Version, Source: n.Source, SHA256: n.SHA256}
+		entry := manifest.Native{Version: n.Version, Source: n.Source, SHA256: n.SHA256}
+		if o.Platform.GOOS == "linux" {
+			// Homebrew's Linux bottles cannot start until their placeholder
+			// interpreter and search paths are replaced, as `brew` does
+			// when it pours them.
+			dests := make([]string, 0, len(n.Members))
+			for _, d := range n.Members {
+				dests = append(dests, d)
+			}
+			rw, err := RelocateELF(o.RuntimeDir, o.Platform, dests)
+			if err != nil {
+				return nil, fmt.Errorf("natives for %s: %s %s: %w", o.Platform.ID, n.Name, n.Version, err)
+			}
+			for _, r := range rw {
+				log.Info("native relocated", "file", r.File, "field", r.Field, "old", r.Old, "new", r.New)
+			}
+			entry.Rewrites = rw
+		}
+		out[n.Name] = entry
 	}
 	vs, err := binarycheck.Check(o.RuntimeDir, binarycheck.RuntimeOptions(o.Platform, lock.Floors, lock.SystemLibraries))
 	if err != nil {

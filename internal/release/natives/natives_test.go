@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -301,7 +302,7 @@ func TestMaterializeLayoutManifestAndCache(t *testing.T) {
 		t.Fatalf("runtime dir:\n%s\nwant:\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"))
 	}
 	for _, n := range lock.Natives {
-		if got[n.Name] != (manifest.Native{Version: n.Version, Source: n.Source, SHA256: n.SHA256}) {
+		if !reflect.DeepEqual(got[n.Name], manifest.Native{Version: n.Version, Source: n.Source, SHA256: n.SHA256}) {
 			t.Errorf("manifest entry %s = %+v", n.Name, got[n.Name])
 		}
 		if _, err := os.Stat(CachePath(cache, n.SHA256)); err != nil {
