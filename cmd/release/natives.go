@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -100,7 +102,9 @@ func newNativesUpdateCmd(g *globals) *cobra.Command {
 		Short: "Move each lock's pins to the newest published release of their track and rewrite the lock",
 		Long: `Reads MongoDB's release feed and Homebrew's formula API (both publish the sha256
 of every archive), moves each pin with a "track" to the newest release of that
-track, and rewrites packaging/<platform>/natives.lock.json. Builds never do this.`,
+track, and rewrites packaging/<platform>/natives.lock.json. The new archives are
+downloaded (into the release cache, verified against the published digest) to read
+their real member names, also with --dry-run. Builds never do this.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
@@ -113,7 +117,8 @@ track, and rewrites packaging/<platform>/natives.lock.json. Builds never do this
 			}
 			all := map[string][]natives.Change{}
 			for _, p := range ps {
-				ch, err := natives.Update(cmd.Context(), natives.UpdateOptions{LockPath: natives.LockPath(cfg.Dir, p.ID), DryRun: dryRun})
+				ch, err := natives.Update(cmd.Context(), natives.UpdateOptions{LockPath: natives.LockPath(cfg.Dir, p.ID), DryRun: dryRun,
+					Progress: cmd.ErrOrStderr()})
 				if err != nil {
 					return err
 				}
@@ -126,6 +131,9 @@ track, and rewrites packaging/<platform>/natives.lock.json. Builds never do this
 					}
 					for _, c := range all[p.ID] {
 						fmt.Fprintf(w, "%s: %s %s -> %s (sha256 %s)\n", p.ID, c.Name, c.From, c.To, c.SHA256)
+						for _, m := range slices.Sorted(maps.Keys(c.Members)) {
+							fmt.Fprintf(w, "    %s -> %s\n", m, c.Members[m])
+						}
 					}
 				}
 			})

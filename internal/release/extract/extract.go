@@ -113,7 +113,7 @@ func Reader(ctx context.Context, r ReadSeekerAt, o Options) (*Result, error) {
 		return nil, fmt.Errorf("open %s: %w", o.Dest, err)
 	}
 	defer root.Close()
-	x := &extractor{opts: o, members: members, root: root, written: map[string]bool{}, found: map[string]bool{}}
+	x := &extractor{opts: o, members: members, root: root, written: map[string]bool{}, found: map[string]bool{}, tops: map[string]bool{}}
 	if err := format.Extract(ctx, r, x.handle); err != nil {
 		return nil, err
 	}
@@ -126,7 +126,15 @@ func Reader(ctx context.Context, r ReadSeekerAt, o Options) (*Result, error) {
 		}
 		if len(missing) > 0 {
 			sort.Strings(missing)
-			return nil, fmt.Errorf("archive lacks member(s) %s", strings.Join(missing, ", "))
+			tops := make([]string, 0, len(x.tops))
+			for t := range x.tops {
+				tops = append(tops, t)
+			}
+			sort.Strings(tops)
+			if len(tops) > 5 {
+				tops = append(tops[:5], "…")
+			}
+			return nil, fmt.Errorf("archive lacks member(s) %s (its top-level entries: %s)", strings.Join(missing, ", "), strings.Join(tops, ", "))
 		}
 	}
 	res := &Result{Bytes: x.bytes}
@@ -137,6 +145,44 @@ func Reader(ctx context.Context, r ReadSeekerAt, o Options) (*Result, error) {
 	}
 	sort.Strings(res.Files)
 	return res, nil
+}
+
+// Entry is one archive member as List reports it.
+type Entry struct {
+	Name    string // clean slash path
+	Regular bool   // a regular file (not a directory or link)
+}
+
+// List returns an archive's members without writing anything, with the
+// same name checks and entry limit as extraction.
+func List(ctx context.Context, archivePath string) ([]Entry, error) {
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", archivePath, err)
+	}
+	defer f.Close()
+	format, err := sniff(f)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", archivePath, err)
+	}
+	var out []Entry
+	err = format.Extract(ctx, f, func(_ context.Context, fi archives.FileInfo) error {
+		if len(out) >= DefaultMaxEntries {
+			return fmt.Errorf("%w: more than %d entries", ErrUnsafe, DefaultMaxEntries)
+		}
+		name, err := cleanMember(fi.NameInArchive)
+		if err != nil {
+			return unsafe(fi.NameInArchive, "%v", err)
+		}
+		if name != "." {
+			out = append(out, Entry{Name: name, Regular: fi.Mode().IsRegular() && !isHardLink(fi)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", archivePath, err)
+	}
+	return out, nil
 }
 
 // sniff picks the format from magic bytes only: a file name is a claim, the
@@ -198,6 +244,7 @@ type extractor struct {
 	bytes   int64
 	written map[string]bool // dest path -> is a file (false: directory)
 	found   map[string]bool // selected members seen
+	tops    map[string]bool // first path components seen, for error messages
 }
 
 func (x *extractor) handle(ctx context.Context, f archives.FileInfo) error {
@@ -212,6 +259,7 @@ func (x *extractor) handle(ctx context.Context, f archives.FileInfo) error {
 	if name == "." {
 		return nil
 	}
+	x.tops[strings.SplitN(name, "/", 2)[0]] = true
 	dest := name
 	if x.opts.Members != nil {
 		d, ok := x.members[name]

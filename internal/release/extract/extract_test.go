@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,7 +168,7 @@ func TestMembers(t *testing.T) {
 	}
 
 	_, err = run(t, data, Options{Dest: t.TempDir(), Members: map[string]string{"nope/bin/mongod": "bin/mongod"}})
-	if err == nil || !strings.Contains(err.Error(), "nope/bin/mongod") {
+	if err == nil || !strings.Contains(err.Error(), "archive lacks member(s) nope/bin/mongod (its top-level entries: mongodb-macos-aarch64-8.2.6)") {
 		t.Fatalf("missing member: %v", err)
 	}
 	_, err = run(t, data, Options{Dest: t.TempDir(), Members: map[string]string{"mongodb-macos-aarch64-8.2.6/bin/mongod-link": "bin/mongod"}})
@@ -177,6 +178,29 @@ func TestMembers(t *testing.T) {
 	_, err = run(t, data, Options{Dest: t.TempDir(), Members: map[string]string{"mongodb-macos-aarch64-8.2.6/bin/mongod": "../bin/mongod"}})
 	if err == nil {
 		t.Fatal("destination with .. accepted")
+	}
+}
+
+func TestList(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.tgz")
+	os.WriteFile(p, tgz(t, goodLayout), 0o644)
+	es, err := List(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var regular []string
+	for _, e := range es {
+		if e.Regular {
+			regular = append(regular, e.Name)
+		}
+	}
+	if !slices.Contains(regular, "mongodb-macos-aarch64-8.2.6/bin/mongod") || slices.Contains(regular, "mongodb-macos-aarch64-8.2.6/bin/mongod-link") {
+		t.Fatalf("regular files: %v", regular)
+	}
+	bad := filepath.Join(t.TempDir(), "b.tgz")
+	os.WriteFile(bad, tgz(t, []entry{file("../evil", "x")}), 0o644)
+	if _, err := List(context.Background(), bad); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("unsafe name listed: %v", err)
 	}
 }
 

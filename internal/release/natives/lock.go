@@ -1,5 +1,5 @@
-// Package natives puts pinned mongod, redis-server and (on macOS) OpenSSL
-// into a payload's dist/runtime from the per-platform lock file
+// Package natives puts pinned mongod, redis-server and OpenSSL into a
+// payload's dist/runtime from the per-platform lock file
 // packaging/<platform>/natives.lock.json: fetch (progress, cache keyed by
 // sha256, verification, retries, an air-gap mirror), extract the listed
 // members, check the binaries, and report versions and digests for the

@@ -7,10 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/second-inc/second-release/internal/release/extract"
 )
 
 // Published feeds Update reads; both record the sha256 of every archive.
@@ -33,8 +36,19 @@ type UpdateOptions struct {
 	MongoFeed string // default DefaultMongoFeed
 	BrewAPI   string // default DefaultBrewAPI
 	Client    *http.Client
-	DryRun    bool
-	Now       func() time.Time
+	// DryRun reports the changes without writing the lock; the new
+	// archives are still fetched (into the cache) to read their members.
+	DryRun bool
+	Now    func() time.Time
+	// CacheDir, Retry and Progress configure fetching the new archives as
+	// for a build; CacheDir defaults to the release cache. Mirror, when
+	// set, is where they are fetched from instead of their sources (the
+	// environment's SECOND_RELEASE_MIRROR is not consulted: it holds the
+	// current pins, not the new ones).
+	CacheDir string
+	Mirror   string
+	Retry    Retry
+	Progress io.Writer
 }
 
 // Change is one pin Update moved.
@@ -43,6 +57,9 @@ type Change struct {
 	From   string `json:"from"`
 	To     string `json:"to"`
 	SHA256 string `json:"sha256"`
+	// Members maps the new archive's member paths to their destinations,
+	// as read from the archive itself.
+	Members map[string]string `json:"members"`
 }
 
 // Update resolves newer pins from the published feeds and rewrites the
@@ -60,6 +77,13 @@ func Update(ctx context.Context, o UpdateOptions) ([]Change, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CacheDir == "" {
+		d, err := DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		o.CacheDir = d
 	}
 	lock, err := ReadLock(o.LockPath)
 	if err != nil {
@@ -81,7 +105,7 @@ func Update(ctx context.Context, o UpdateOptions) ([]Change, error) {
 					return nil, fmt.Errorf("update %s: %w", n.Name, err)
 				}
 			}
-			next, err = mongoFeed.next(*n, rest, o)
+			next, err = mongoFeed.next(ctx, *n, rest, o)
 		case "homebrew":
 			next, err = brewNext(ctx, *n, rest, o)
 		default:
@@ -93,7 +117,7 @@ func Update(ctx context.Context, o UpdateOptions) ([]Change, error) {
 		if next == nil || next.SHA256 == n.SHA256 {
 			continue
 		}
-		changes = append(changes, Change{Name: n.Name, From: n.Version, To: next.Version, SHA256: next.SHA256})
+		changes = append(changes, Change{Name: n.Name, From: n.Version, To: next.Version, SHA256: next.SHA256, Members: next.Members})
 		*n = *next
 	}
 	if len(changes) == 0 || o.DryRun {
@@ -131,16 +155,66 @@ func getJSON(ctx context.Context, c *http.Client, url string, v any) error {
 	return nil
 }
 
-// renamed moves a pin to a new version: the version string in member
-// paths is replaced, so archive layouts that embed it keep working.
-func renamed(n Native, version, source, sha, pinSource string) *Native {
+// moved is n at a new version: the archive is fetched (into the cache,
+// verified against the published digest) and each member is found in its
+// real listing, since publishers rename top folders between releases
+// (mongodb-macos-aarch64-8.0.11/ became mongodb-macos-aarch64--8.2.3/).
+func moved(ctx context.Context, n Native, version, source, sha, pinSource string, o UpdateOptions) (*Native, error) {
 	next := n
 	next.Version, next.Source, next.SHA256, next.PinSource = version, source, sha, pinSource
-	next.Members = map[string]string{}
-	for m, d := range n.Members {
-		next.Members[strings.ReplaceAll(m, n.Version, version)] = d
+	f := &Fetcher{CacheDir: o.CacheDir, Mirror: o.Mirror, Client: o.Client, Progress: o.Progress, Retry: o.Retry}
+	archive, err := f.Fetch(ctx, next)
+	if err != nil {
+		return nil, err
 	}
-	return &next
+	entries, err := extract.List(ctx, archive)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", n.Name, version, err)
+	}
+	next.Members = map[string]string{}
+	for _, m := range sortedKeys(n.Members) {
+		found, err := matchMember(m, entries)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s (%s): %w", n.Name, version, fileName(next), err)
+		}
+		next.Members[found] = n.Members[m]
+	}
+	return &next, nil
+}
+
+// matchMember finds old's counterpart in a new archive: a regular file at
+// the same depth whose path ends like old's once leading components (the
+// versioned folders) are dropped. The fewest dropped components win, and
+// the match must be unique at that level.
+func matchMember(old string, entries []extract.Entry) (string, error) {
+	parts := strings.Split(old, "/")
+	for k := 1; k < len(parts); k++ {
+		tail := "/" + strings.Join(parts[k:], "/")
+		var hits []string
+		for _, e := range entries {
+			if e.Regular && strings.Count(e.Name, "/") == len(parts)-1 && strings.HasSuffix(e.Name, tail) {
+				hits = append(hits, e.Name)
+			}
+		}
+		switch len(hits) {
+		case 0:
+			continue
+		case 1:
+			return hits[0], nil
+		default:
+			return "", fmt.Errorf("member %s matches several files in the new archive: %s", old, strings.Join(hits, ", "))
+		}
+	}
+	tops := map[string]bool{}
+	for _, e := range entries {
+		tops[strings.SplitN(e.Name, "/", 2)[0]] = true
+	}
+	list := make([]string, 0, len(tops))
+	for t := range tops {
+		list = append(list, t)
+	}
+	sort.Strings(list)
+	return "", fmt.Errorf("no file like %s in the new archive (its top-level entries: %s); edit the lock's members by hand", old, strings.Join(list, ", "))
 }
 
 type mongoFeedDoc struct {
@@ -158,7 +232,7 @@ type mongoFeedDoc struct {
 
 // next finds the newest production release of the series whose archive
 // has the current pin's URL with the version swapped.
-func (f *mongoFeedDoc) next(n Native, series string, o UpdateOptions) (*Native, error) {
+func (f *mongoFeedDoc) next(ctx context.Context, n Native, series string, o UpdateOptions) (*Native, error) {
 	cur, err := semver.NewVersion(n.Version)
 	if err != nil {
 		return nil, fmt.Errorf("version %q: %w", n.Version, err)
@@ -189,7 +263,7 @@ func (f *mongoFeedDoc) next(n Native, series string, o UpdateOptions) (*Native, 
 	}
 	pin := fmt.Sprintf("MongoDB release feed %s: archive.sha256 of %s (version %s, production release), read %s",
 		o.MongoFeed, bestURL, best.Original(), o.Now().UTC().Format("2006-01-02"))
-	return renamed(n, best.Original(), bestURL, bestSHA, pin), nil
+	return moved(ctx, n, best.Original(), bestURL, bestSHA, pin, o)
 }
 
 type brewFormulaDoc struct {
@@ -232,5 +306,5 @@ func brewNext(ctx context.Context, n Native, spec string, o UpdateOptions) (*Nat
 	}
 	pin := fmt.Sprintf("Homebrew formula API %s: bottle.stable.files.%s.sha256 (the ghcr.io blob digest), version %s, read %s",
 		api, tag, version, o.Now().UTC().Format("2006-01-02"))
-	return renamed(n, version, "oci://"+src.Repository+"@sha256:"+file.SHA256, file.SHA256, pin), nil
+	return moved(ctx, n, version, "oci://"+src.Repository+"@sha256:"+file.SHA256, file.SHA256, pin, o)
 }
