@@ -35,6 +35,9 @@ import (
 var builtSecond string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(mongoClientEnv) != "" {
+		os.Exit(mongoClientMain())
+	}
 	dir, err := os.MkdirTemp("", "second-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -76,7 +79,7 @@ func newPayload(t testing.TB, mongod string) *payload {
 	if err := os.Link(builtSecond, p.bin); err != nil {
 		copyFile(t, builtSecond, p.bin, 0o755)
 	}
-	fixtures := filepath.Join(testsupport.RepoRoot(t), "internal", "runtime", "testdata")
+	fixtures := filepath.Join(testsupport.RepoRoot(t), "internal", "local", "stack", "testdata")
 	copyFile(t, filepath.Join(fixtures, "web", "server.js"), filepath.Join(p.webDir, "server.js"), 0o644)
 	copyFile(t, filepath.Join(fixtures, "worker", "worker.mjs"), filepath.Join(root, "dist", "worker", "worker.mjs"), 0o644)
 	if err := os.Symlink(redis, filepath.Join(root, "dist", "runtime", "bin", "redis-server")); err != nil {
@@ -216,6 +219,22 @@ func (p *payload) log(service string) string {
 	return string(b)
 }
 
+// secret reads one of the home's secret files.
+func (p *payload) secret(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.home, "secrets", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// redisApp runs one command as the app (the default user's password).
+func (p *payload) redisApp(t testing.TB, port int, args ...string) (string, error) {
+	t.Helper()
+	return testsupport.RedisPipeline(fmt.Sprintf("127.0.0.1:%d", port), []string{"AUTH", p.secret(t, "redis-password")}, args)
+}
+
 func (p *payload) status(t *testing.T) runstatus.Status {
 	t.Helper()
 	out, errOut, code := p.run(t, nil, "status", "--json")
@@ -327,10 +346,12 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 		var web, worker map[string]string
 		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["web"]), &web)
 		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["worker"]), &worker)
-		mongoURI := fmt.Sprintf("mongodb://127.0.0.1:%d/second?directConnection=true&replicaSet=rs0", ports["mongo"])
+		mongoURI := fmt.Sprintf("mongodb://second:%s@127.0.0.1:%d/second?authSource=admin&directConnection=true&replicaSet=rs0",
+			p.secret(t, "mongo-password"), ports["mongo"])
+		redisURL := fmt.Sprintf("redis://:%s@127.0.0.1:%d", p.secret(t, "redis-password"), ports["redis"])
 		for k, want := range map[string]string{
 			"PORT": strconv.Itoa(ports["web"]), "HOSTNAME": "127.0.0.1", "NODE_ENV": "production", "NEXT_TELEMETRY_DISABLED": "1",
-			"MONGODB_URI": mongoURI, "REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d", ports["redis"]),
+			"MONGODB_URI": mongoURI, "REDIS_URL": redisURL,
 			"WORKER_URL":             fmt.Sprintf("http://127.0.0.1:%d", ports["worker"]),
 			"SECOND_RELEASE_VERSION": "9.8.7", "SECOND_RELEASE_PACKAGE": "@second-inc/cli-local-test",
 			"SECOND_POSTHOG_DISABLED": "1", "SECOND_TELEMETRY_DISABLED": "1", "SECOND_POSTHOG_KEY": "phk",
@@ -368,6 +389,7 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 			"PORT": strconv.Itoa(ports["worker"]), "WEB_URL": fmt.Sprintf("http://127.0.0.1:%d", ports["web"]),
 			"TOOL_EXECUTE_URL": fmt.Sprintf("http://127.0.0.1:%d/api/internal/tool-execute", ports["web"]),
 			"WORKSPACES_DIR":   filepath.Join(p.home, "data", "workspaces"), "MONGODB_URI": mongoURI,
+			"REDIS_URL": redisURL, "HOST": "127.0.0.1", "HOSTNAME": "127.0.0.1",
 		} {
 			if worker[k] != want {
 				t.Errorf("worker %s = %q, want %q", k, worker[k], want)
@@ -380,7 +402,8 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o700 {
 			t.Fatalf("secrets dir: %v %v", st.Mode(), err)
 		}
-		for _, f := range []string{"internal-api-token", "no-auth-session-secret", "local-control-token"} {
+		for _, f := range []string{"internal-api-token", "no-auth-session-secret", "local-control-token",
+			"redis-password", "redis-admin-password", "mongo-password", "mongo-admin-password", "mongo-keyfile"} {
 			st, err := os.Stat(filepath.Join(p.home, "secrets", f))
 			if err != nil || st.Mode().Perm() != 0o600 {
 				t.Errorf("%s: %v %v", f, err, st)
@@ -420,7 +443,7 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 	})
 
 	// Redis data survives a stop and a start; mongo keeps its port.
-	if got, err := testsupport.RedisDo(fmt.Sprintf("127.0.0.1:%d", ports["redis"]), "SET", "kept", "across-restarts"); err != nil || got != "OK" {
+	if got, err := p.redisApp(t, ports["redis"], "SET", "kept", "across-restarts"); err != nil || got != "OK" {
 		t.Fatalf("redis SET: %q %v", got, err)
 	}
 	pids := childPIDs(p.status(t))
@@ -450,7 +473,7 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 	if got := service(st2, "mongo").Port; got != ports["mongo"] {
 		t.Errorf("mongo port changed across runs: %d -> %d", ports["mongo"], got)
 	}
-	if got, err := testsupport.RedisDo(fmt.Sprintf("127.0.0.1:%d", service(st2, "redis").Port), "GET", "kept"); err != nil || got != "across-restarts" {
+	if got, err := p.redisApp(t, service(st2, "redis").Port, "GET", "kept"); err != nil || got != "across-restarts" {
 		t.Errorf("redis lost data across a restart: %q %v", got, err)
 	}
 

@@ -93,7 +93,7 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	done := runHere("1.0.0")
 	c := waitRuntime(t, ctx, layout, "1.0.0", done)
 	redisAddr := "127.0.0.1:" + strconv.Itoa(servicePort(t, ctx, c, "redis"))
-	if _, err := testsupport.RedisDo(redisAddr, "SET", "kept", "across-updates"); err != nil {
+	if _, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"SET", "kept", "across-updates"}); err != nil {
 		t.Fatal(err)
 	}
 	var rs control.ReleaseStatus
@@ -117,7 +117,7 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 		t.Fatal("1.1.0 runs in the old process")
 	}
 	redisAddr = "127.0.0.1:" + strconv.Itoa(servicePort(t, ctx, c, "redis"))
-	if got, err := testsupport.RedisDo(redisAddr, "GET", "kept"); err != nil || !strings.Contains(got, "across-updates") {
+	if got, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"GET", "kept"}); err != nil || !strings.Contains(got, "across-updates") {
 		t.Fatalf("redis after the update: %q, %v", got, err)
 	}
 	if _, _, code := p.run(t, nil, "stop"); code != 0 {
@@ -147,7 +147,7 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	}
 	c = waitRuntime(t, ctx, layout, "1.1.0", done)
 	redisAddr = "127.0.0.1:" + strconv.Itoa(servicePort(t, ctx, c, "redis"))
-	if got, err := testsupport.RedisDo(redisAddr, "GET", "kept"); err != nil || !strings.Contains(got, "across-updates") {
+	if got, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"GET", "kept"}); err != nil || !strings.Contains(got, "across-updates") {
 		t.Fatalf("redis after the rollback: %q, %v", got, err)
 	}
 	if err := c.Stop(ctx); err != nil {

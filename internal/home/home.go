@@ -53,6 +53,15 @@ const (
 	// SecretServerActionsKey keys Next.js server actions per install: the
 	// key built into a reproducible web build is derived from the commit, so public.
 	SecretServerActionsKey = "server-actions-key"
+	// The app's credentials for Redis (default ACL user) and MongoDB (user
+	// "second"), and mongod's key file, which turns its access control on.
+	SecretRedisPassword = "redis-password"
+	SecretMongoPassword = "mongo-password"
+	SecretMongoKeyFile  = "mongo-keyfile"
+	// The supervisor's own administrative credentials (probes, shutdown,
+	// user management), never given to the app.
+	SecretRedisAdminPassword = "redis-admin-password"
+	SecretMongoAdminPassword = "mongo-admin-password"
 )
 
 // ReleaseCacheDir is where `release` caches downloads keyed by digest:

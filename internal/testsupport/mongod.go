@@ -51,6 +51,8 @@ type MongodOptions struct {
 	DBPath  string
 	Port    int
 	ReplSet string // "-" for none
+	// KeyFile, when set, starts mongod with --keyFile (access control on).
+	KeyFile string
 }
 
 // StartMongod starts mongod on 127.0.0.1 as the runtime would and waits
@@ -75,6 +77,9 @@ func StartMongod(t testing.TB, o MongodOptions) *Mongod {
 	args := []string{"--dbpath", m.DBPath, "--bind_ip", "127.0.0.1", "--port", strconv.Itoa(m.Port)}
 	if rs != "-" {
 		args = append(args, "--replSet", rs)
+	}
+	if o.KeyFile != "" {
+		args = append(args, "--keyFile", o.KeyFile)
 	}
 	m.LogPath = filepath.Join(t.TempDir(), "mongod.log")
 	logf, err := os.Create(m.LogPath)

@@ -61,21 +61,37 @@ func StartRedis(t testing.TB) *Redis {
 // RedisDo sends one command over RESP and returns a simple reply: the
 // status or bulk string (nil bulk as ""), or an error for -ERR replies.
 func RedisDo(addr string, args ...string) (string, error) {
+	return RedisPipeline(addr, args)
+}
+
+// RedisPipeline sends commands one after another on one connection (AUTH
+// first, say) and returns the last reply, or the first error reply.
+func RedisPipeline(addr string, cmds ...[]string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := c.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
 	r := bufio.NewReader(c)
+	var last string
+	for _, args := range cmds {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := c.Write([]byte(b.String())); err != nil {
+			return "", err
+		}
+		if last, err = readReply(r); err != nil {
+			return "", err
+		}
+	}
+	return last, nil
+}
+
+func readReply(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -102,6 +118,21 @@ func RedisDo(addr string, args ...string) (string, error) {
 			return "", err
 		}
 		return string(buf[:n]), nil
+	case '*':
+		// Arrays (CONFIG GET) are read and summarised, not parsed.
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", fmt.Errorf("bad array length %q", line)
+		}
+		parts := make([]string, 0, max(n, 0))
+		for range n {
+			p, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, " "), nil
 	}
 	return "", fmt.Errorf("unsupported reply %q", line)
 }

@@ -42,6 +42,11 @@ type Options struct {
 	Log *slog.Logger
 	// Poll is how often states are re-read while waiting (default 100 ms).
 	Poll time.Duration
+	// Auth, when set, is a mongod started with --keyFile (access control
+	// on): Ensure also creates its users (see EnsureUsers).
+	Auth *Auth
+
+	bootstrapping bool // unauthenticated, under the localhost exception
 }
 
 func (o *Options) defaults() error {
@@ -65,14 +70,19 @@ func Addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p
 
 // connect opens a direct connection: the node may not be (or believe it is
 // not) a member of any set yet, so the driver must not discover a topology.
-func connect(port int) (*mongo.Client, error) {
-	c, err := mongo.Connect(options.Client().
+// cred, when not nil, authenticates every connection against admin.
+func connect(port int, cred *Credential) (*mongo.Client, error) {
+	o := options.Client().
 		SetHosts([]string{Addr(port)}).
 		SetDirect(true).
 		SetAppName("second-runtime").
 		SetMaxPoolSize(2).
 		SetConnectTimeout(2 * time.Second).
-		SetServerSelectionTimeout(2 * time.Second))
+		SetServerSelectionTimeout(2 * time.Second)
+	if cred != nil {
+		o.SetAuth(options.Credential{AuthSource: "admin", Username: cred.Username, Password: cred.Password})
+	}
+	c, err := mongo.Connect(o)
 	if err != nil {
 		return nil, fmt.Errorf("connect to mongod on %s: %w", Addr(port), err)
 	}
@@ -101,7 +111,16 @@ func Ensure(ctx context.Context, o Options) error {
 	if err := o.defaults(); err != nil {
 		return err
 	}
-	c, err := connect(o.Port)
+	if o.Auth == nil {
+		return ensureReplSet(ctx, o, nil)
+	}
+	return ensureWithAuth(ctx, o)
+}
+
+// ensureReplSet runs the replica-set steps as cred (nil: unauthenticated,
+// which a mongod without access control or the localhost exception allows).
+func ensureReplSet(ctx context.Context, o Options, cred *Credential) error {
+	c, err := connect(o.Port, cred)
 	if err != nil {
 		return err
 	}
@@ -138,11 +157,19 @@ func Ensure(ctx context.Context, o Options) error {
 // errRefused marks conditions waiting cannot fix.
 var errRefused = errors.New("refusing to change the replica set")
 
+// errNotAuthorized: access control is on and this connection may not
+// manage the replica set; waiting cannot fix it either.
+var errNotAuthorized = fmt.Errorf("not authorized: %w", errRefused)
+
 // step does one round: read state, fix what needs fixing, and return nil
 // only once the node is a writable primary.
 func step(ctx context.Context, admin *mongo.Database, o Options, addr string) error {
 	err := admin.RunCommand(ctx, bson.D{{Key: "replSetGetStatus", Value: 1}}).Err()
 	switch code := errCode(err); {
+	case err == nil && o.bootstrapping:
+		// The localhost exception does not cover reading the config; a
+		// set that answers its status names this node.
+		return writablePrimary(ctx, admin)
 	case err == nil:
 		cfg, err := getConfig(ctx, admin)
 		if err != nil {
@@ -173,6 +200,9 @@ func step(ctx context.Context, admin *mongo.Database, o Options, addr string) er
 	case code == codeInvalidReplicaSetConfig:
 		// The stored config does not name this node: the port changed.
 		cfg, err := getConfig(ctx, admin)
+		if err != nil && o.bootstrapping {
+			return fmt.Errorf("mongod on %s: its replica set config names another address, and without users yet it cannot be read to repair it (%v): %w; start once on the port recorded in runtime.json", addr, err, errRefused)
+		}
 		if err != nil {
 			return err
 		}
@@ -180,6 +210,8 @@ func step(ctx context.Context, admin *mongo.Database, o Options, addr string) er
 			return err
 		}
 		return reconfig(ctx, admin, o, cfg, addr)
+	case code == codeUnauthorized:
+		return fmt.Errorf("replSetGetStatus on %s: %v: %w", addr, err, errNotAuthorized)
 	case code == codeNoReplicationEnabled:
 		return fmt.Errorf("mongod on %s was not started with --replSet %s: %w", addr, o.ReplSet, errRefused)
 	default:
@@ -332,7 +364,7 @@ func errCode(err error) int32 {
 // notices a just-opened port at its next heartbeat (up to ~500 ms later),
 // and Ensure pings anyway.
 func Ping(ctx context.Context, port int) error {
-	c, err := connect(port)
+	c, err := connect(port, nil)
 	if err != nil {
 		return err
 	}
@@ -344,11 +376,12 @@ func Ping(ctx context.Context, port int) error {
 }
 
 // Shutdown sends mongod on port the shutdown command, the clean way to stop
-// it (the supervisor's Stop.Before hook; SIGTERM follows anyway). mongod
-// never replies: the connection dropping is success. force is set because
-// a lone primary has no secondaries to wait for.
-func Shutdown(ctx context.Context, port int) error {
-	c, err := connect(port)
+// it (the supervisor's Stop.Before hook; SIGTERM follows anyway), as admin
+// (nil without access control). mongod never replies: the connection
+// dropping is success. force is set because a lone primary has no
+// secondaries to wait for.
+func Shutdown(ctx context.Context, port int, admin *Credential) error {
+	c, err := connect(port, admin)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func ensure(t *testing.T, port int) {
 // memberHosts reads the stored config's member hosts.
 func memberHosts(t *testing.T, port int) []string {
 	t.Helper()
-	c, err := connect(port)
+	c, err := connect(port, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func memberHosts(t *testing.T, port int) []string {
 // write inserts a document: only a writable primary accepts it.
 func write(t *testing.T, port int, v string) {
 	t.Helper()
-	c, err := connect(port)
+	c, err := connect(port, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func write(t *testing.T, port int, v string) {
 
 func count(t *testing.T, port int) int64 {
 	t.Helper()
-	c, err := connect(port)
+	c, err := connect(port, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestInitiateRestartOnNewPortShutdown(t *testing.T) {
 	// Clean shutdown through the command: the process exits by itself.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := Shutdown(ctx, m.Port); err != nil {
+	if err := Shutdown(ctx, m.Port, nil); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	select {
@@ -99,7 +99,7 @@ func TestInitiateRestartOnNewPortShutdown(t *testing.T) {
 	if err := m.ExitErr(); err != nil {
 		t.Errorf("mongod exit after shutdown: %v", err)
 	}
-	if err := Shutdown(ctx, m.Port); err == nil {
+	if err := Shutdown(ctx, m.Port, nil); err == nil {
 		t.Error("Shutdown of a mongod that is gone should say so")
 	}
 
@@ -119,7 +119,7 @@ func TestRefusesMultiMemberConfig(t *testing.T) {
 	m := testsupport.StartMongod(t, testsupport.MongodOptions{})
 	ensure(t, m.Port)
 	// Someone else's deployment: force a second member into the config.
-	c, err := connect(m.Port)
+	c, err := connect(m.Port, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

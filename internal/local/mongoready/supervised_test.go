@@ -32,7 +32,7 @@ func mongoProcess(bin, dbpath, logPath string, port int) *supervise.Process {
 		ReadyTimeout: 90 * time.Second,
 		FatalLine:    FatalLine,
 		Stop: supervise.StopPolicy{
-			Before: func(ctx context.Context) error { return Shutdown(ctx, port) },
+			Before: func(ctx context.Context) error { return Shutdown(ctx, port, nil) },
 			Grace:  30 * time.Second,
 		},
 		Restart: supervise.RestartPolicy{InitialBackoff: 50 * time.Millisecond},

@@ -80,7 +80,9 @@ func (p TCP) Check(ctx context.Context) error {
 // connections before it can serve, so a TCP probe is not enough.
 type Redis struct {
 	Addr string
-	// Password, if set, is sent with AUTH first. It never appears in errors.
+	// Password, if set, is sent with AUTH first (as Username when that is
+	// set, else as the default user). It never appears in errors.
+	Username string
 	Password string
 }
 
@@ -99,7 +101,11 @@ func (p Redis) Check(ctx context.Context) error {
 	}
 	br := bufio.NewReader(c)
 	if p.Password != "" {
-		if _, err := io.WriteString(c, respCommand("AUTH", p.Password)); err != nil {
+		auth := []string{"AUTH", p.Password}
+		if p.Username != "" {
+			auth = []string{"AUTH", p.Username, p.Password}
+		}
+		if _, err := io.WriteString(c, respCommand(auth...)); err != nil {
 			return fmt.Errorf("redis %s: send AUTH: %w", p.Addr, err)
 		}
 		line, err := readLine(br)

@@ -1,6 +1,8 @@
 // Package secrets creates the runtime's secrets once (32 random bytes, files
 // 0600 in a 0700 dir under the home) and reuses them on every later start;
-// an environment variable of the same name overrides the file's value.
+// for the app-facing tokens an environment variable of the same name
+// overrides the file's value. Database credentials are never overridden:
+// the servers keep them with the data.
 package secrets
 
 import (
@@ -23,15 +25,33 @@ type Set struct {
 	SessionSecret    string // no-auth session cookies
 	ControlToken     string // bearer token of the local control server
 	ServerActionsKey string // NEXT_SERVER_ACTIONS_ENCRYPTION_KEY (AES-256, base64)
+
+	// Database credentials: see Databases.
+	Databases Databases
 }
 
-// Spec describes one secret: its file, the env var that overrides it and
-// how its random bytes are encoded.
+// Databases are the credentials of the local Redis and MongoDB: the app's
+// (handed to web and worker in REDIS_URL / MONGODB_URI) and the
+// supervisor's administrative ones, plus mongod's key file path.
+type Databases struct {
+	RedisPassword      string
+	RedisAdminPassword string
+	MongoPassword      string
+	MongoAdminPassword string
+	MongoKeyFile       string // path of the key file (mongod --keyFile)
+}
+
+// Spec describes one secret: its file, the env var that overrides it (none
+// when empty) and how its random bytes are encoded.
 type Spec struct {
 	File   string
 	Env    string
 	Encode func([]byte) string
 }
+
+// keyFileEncode is mongod's key-file alphabet: standard base64 (6 to 1024
+// characters); 32 bytes give 44.
+func keyFileEncode(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // Specs lists the secrets in a fixed order (a function, not a variable:
 // nothing here should be mutable).
@@ -41,6 +61,12 @@ func Specs() []Spec {
 		{File: home.SecretSessionSecret, Env: "SECOND_NO_AUTH_SESSION_SECRET", Encode: base64.RawURLEncoding.EncodeToString},
 		{File: home.SecretControlToken, Env: "SECOND_LOCAL_CLI_TOKEN", Encode: hex.EncodeToString},
 		{File: home.SecretServerActionsKey, Env: "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY", Encode: base64.StdEncoding.EncodeToString},
+		// URL-safe: they go into MONGODB_URI and REDIS_URL as they are.
+		{File: home.SecretRedisPassword, Encode: base64.RawURLEncoding.EncodeToString},
+		{File: home.SecretRedisAdminPassword, Encode: base64.RawURLEncoding.EncodeToString},
+		{File: home.SecretMongoPassword, Encode: base64.RawURLEncoding.EncodeToString},
+		{File: home.SecretMongoAdminPassword, Encode: base64.RawURLEncoding.EncodeToString},
+		{File: home.SecretMongoKeyFile, Encode: keyFileEncode},
 	}
 }
 
@@ -73,12 +99,17 @@ func Ensure(opts Options) (Set, error) {
 		if err != nil {
 			return Set{}, err
 		}
-		if env := strings.TrimSpace(getenv(s.Env)); env != "" {
+		if env := strings.TrimSpace(getenv(s.Env)); s.Env != "" && env != "" {
 			v = env
 		}
 		values[i] = v
 	}
-	return Set{InternalAPIToken: values[0], SessionSecret: values[1], ControlToken: values[2], ServerActionsKey: values[3]}, nil
+	return Set{InternalAPIToken: values[0], SessionSecret: values[1], ControlToken: values[2], ServerActionsKey: values[3],
+		Databases: Databases{
+			RedisPassword: values[4], RedisAdminPassword: values[5],
+			MongoPassword: values[6], MongoAdminPassword: values[7],
+			MongoKeyFile: opts.Layout.Secret(home.SecretMongoKeyFile),
+		}}, nil
 }
 
 // Read returns one secret's file value without creating it.

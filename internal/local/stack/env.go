@@ -2,6 +2,8 @@ package stack
 
 import (
 	"fmt"
+
+	"github.com/second-inc/second-release/internal/local/mongoready"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ type EnvInput struct {
 	Home                        string
 	WebPort, WorkerPort         int
 	MongoPort, RedisPort        int
+	MongoPassword               string // the app's user "second"
+	RedisPassword               string // the app's (default) Redis user
 	InternalAPIToken            string
 	SessionSecret               string
 	ServerActionsKey            string // per-install Next.js server-actions key
@@ -47,12 +51,30 @@ func (in EnvInput) webURL() string    { return "http://127.0.0.1:" + strconv.Ito
 func (in EnvInput) publicURL() string { return "http://localhost:" + strconv.Itoa(in.WebPort) }
 
 // MongoURI is the app's connection string for the mongod on MongoPort.
-func (in EnvInput) MongoURI() string {
-	return fmt.Sprintf("mongodb://127.0.0.1:%d/second?directConnection=true&replicaSet=rs0", in.MongoPort)
-}
+func (in EnvInput) MongoURI() string { return MongoURI(in.MongoPort, in.MongoPassword) }
 
 // RedisURL is the app's connection string for the redis-server on RedisPort.
-func (in EnvInput) RedisURL() string { return "redis://127.0.0.1:" + strconv.Itoa(in.RedisPort) }
+func (in EnvInput) RedisURL() string { return RedisURL(in.RedisPort, in.RedisPassword) }
+
+// MongoURI is the app's connection string: user "second" of the admin
+// database, the replica set, a direct connection. The password is URL-safe
+// (secrets), so it goes in as is; empty means no credentials.
+func MongoURI(port int, password string) string {
+	cred, q := "", "directConnection=true&replicaSet="+mongoready.DefaultReplSet
+	if password != "" {
+		cred, q = mongoready.AppUser+":"+password+"@", "authSource=admin&"+q
+	}
+	return fmt.Sprintf("mongodb://%s127.0.0.1:%d/%s?%s", cred, port, mongoready.AppDB, q)
+}
+
+// RedisURL is the app's Redis URL: the default user's password only.
+func RedisURL(port int, password string) string {
+	cred := ""
+	if password != "" {
+		cred = ":" + password + "@"
+	}
+	return "redis://" + cred + "127.0.0.1:" + strconv.Itoa(port)
+}
 
 // WebEnv is the web server's complete environment (contract §6).
 func WebEnv(in EnvInput) []string {
@@ -90,6 +112,8 @@ func WorkerEnv(in EnvInput) []string {
 	m := in.base()
 	set := map[string]string{
 		"PORT":               strconv.Itoa(in.WorkerPort),
+		"HOST":               "127.0.0.1",
+		"HOSTNAME":           "127.0.0.1",
 		"INTERNAL_API_TOKEN": in.InternalAPIToken,
 		"WEB_URL":            in.webURL(),
 		"TOOL_EXECUTE_URL":   in.webURL() + "/api/internal/tool-execute",

@@ -19,17 +19,18 @@ func envMap(env []string) map[string]string {
 func TestChildEnvironmentsFollowContract(t *testing.T) {
 	in := EnvInput{
 		Home: "/h", WebPort: 3030, WorkerPort: 3001, MongoPort: 27018, RedisPort: 6380,
+		MongoPassword: "mpw_-1", RedisPassword: "rpw-_2",
 		InternalAPIToken: "tok", SessionSecret: "sess", ServerActionsKey: "sak", ControlURL: "http://127.0.0.1:4000", ControlToken: "ctl",
 		ReleaseVersion: "1.2.3", PackageName: "@second-inc/cli-local-linux-x64", WorkspacesDir: "/h/data/workspaces",
 		Environ: []string{"PATH=/usr/bin", "HOME=/root", "SECRET_STUFF=x", "NEXT_PUBLIC_FOO=leak",
 			"SECOND_POSTHOG_KEY=phk", "SECOND_SENTRY_DSN=sd", "NEXT_PUBLIC_SENTRY_DSN=nsd", "NODE_OPTIONS=--inspect"},
 	}
-	mongo := "mongodb://127.0.0.1:27018/second?directConnection=true&replicaSet=rs0"
+	mongo := "mongodb://second:mpw_-1@127.0.0.1:27018/second?authSource=admin&directConnection=true&replicaSet=rs0"
 	wantWeb := map[string]string{
 		"NODE_ENV": "production", "NEXT_TELEMETRY_DISABLED": "1", "HOSTNAME": "127.0.0.1", "PORT": "3030",
 		"SECOND_AUTH_MODE": "none", "SECOND_NO_AUTH_SESSION_SECRET": "sess", "INTERNAL_API_TOKEN": "tok",
 		"NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": "sak",
-		"MONGODB_URI":                        mongo, "REDIS_URL": "redis://127.0.0.1:6380",
+		"MONGODB_URI":                        mongo, "REDIS_URL": "redis://:rpw-_2@127.0.0.1:6380",
 		"SECOND_PUBLIC_URL": "http://localhost:3030", "WEB_URL": "http://127.0.0.1:3030",
 		"WORKER_URL": "http://127.0.0.1:3001", "TOOL_EXECUTE_URL": "http://127.0.0.1:3030/api/internal/tool-execute",
 		"SECOND_LOCAL_INSTALL": "1", "SECOND_RELEASE_RUNTIME": "native", "SECOND_RELEASE_VERSION": "1.2.3",
@@ -39,9 +40,9 @@ func TestChildEnvironmentsFollowContract(t *testing.T) {
 		"PATH": "/usr/bin", "HOME": "/root",
 	}
 	wantWorker := map[string]string{
-		"PORT": "3001", "INTERNAL_API_TOKEN": "tok", "WEB_URL": "http://127.0.0.1:3030",
+		"PORT": "3001", "HOST": "127.0.0.1", "HOSTNAME": "127.0.0.1", "INTERNAL_API_TOKEN": "tok", "WEB_URL": "http://127.0.0.1:3030",
 		"TOOL_EXECUTE_URL": "http://127.0.0.1:3030/api/internal/tool-execute", "WORKSPACES_DIR": "/h/data/workspaces",
-		"MONGODB_URI": mongo, "REDIS_URL": "redis://127.0.0.1:6380",
+		"MONGODB_URI": mongo, "REDIS_URL": "redis://:rpw-_2@127.0.0.1:6380",
 		"SECOND_POSTHOG_KEY": "phk", "SECOND_SENTRY_DSN": "sd", "NEXT_PUBLIC_SENTRY_DSN": "nsd",
 		"PATH": "/usr/bin", "HOME": "/root",
 	}

@@ -104,22 +104,3 @@ func TestPrepareHomeMarksOnlyHomesItOwns(t *testing.T) {
 		})
 	}
 }
-
-func TestRedisConfig(t *testing.T) {
-	l := home.Layout{Root: filepath.Join(t.TempDir(), "with space")}
-	if err := os.MkdirAll(l.Root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeRedisConfig(l, 6390); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(l.RedisConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range []string{"bind 127.0.0.1", "port 6390", `dir "` + l.RedisData() + `"`, "appendonly yes", "protected-mode yes", "daemonize no"} {
-		if !strings.Contains(string(b), line+"\n") {
-			t.Errorf("redis.conf lacks %q:\n%s", line, b)
-		}
-	}
-}
