@@ -1,8 +1,9 @@
 // Package binarycheck inspects every ELF and Mach-O file in a payload tree
 // and reports what would stop it running on the target platform: the wrong
 // OS or CPU, libraries that are neither system libraries nor shipped in
-// dist/runtime/lib, build-host paths, a non-standard ELF interpreter, and
-// glibc or macOS requirements newer than the lock's floor.
+// dist/runtime/lib, build-host paths, a non-standard ELF interpreter, glibc
+// or macOS requirements newer than the lock's floor, and Mach-O code
+// signatures that no longer match the file (or are missing on arm64).
 //
 // Library resolution rule (the runtime must follow it): on macOS the build
 // never rewrites load paths (that would break the code signatures). When the

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/second-inc/second-release/internal/release/machosig"
 	"github.com/second-inc/second-release/internal/release/platform"
 )
 
@@ -36,6 +37,10 @@ type Options struct {
 	// SystemLibraries adds Linux sonames the target OS is required to
 	// provide, beyond glibc's own and the C/C++ runtime (DefaultLinuxSystem).
 	SystemLibraries []string
+	// RequireSignatures reports arm64 Mach-O code without a code signature
+	// (Apple silicon refuses to run it). Signatures that are present are
+	// always verified against the file's bytes.
+	RequireSignatures bool
 }
 
 // Payload paths of the runtime rule; the runtime reads these too.
@@ -47,22 +52,24 @@ const (
 // PayloadOptions is the rule for a whole payload package tree.
 func PayloadOptions(p platform.Platform, f Floors, systemLibs []string) Options {
 	return Options{
-		Platform:        p,
-		Floors:          f,
-		LibDir:          PayloadLibDir,
-		Covered:         []string{PayloadBinDir + "/mongod", PayloadBinDir + "/redis-server"},
-		SystemLibraries: systemLibs,
+		Platform:          p,
+		Floors:            f,
+		LibDir:            PayloadLibDir,
+		Covered:           []string{PayloadBinDir + "/mongod", PayloadBinDir + "/redis-server"},
+		SystemLibraries:   systemLibs,
+		RequireSignatures: true,
 	}
 }
 
 // RuntimeOptions is the same rule for a dist/runtime directory on its own.
 func RuntimeOptions(p platform.Platform, f Floors, systemLibs []string) Options {
 	return Options{
-		Platform:        p,
-		Floors:          f,
-		LibDir:          "lib",
-		Covered:         []string{"bin/mongod", "bin/redis-server"},
-		SystemLibraries: systemLibs,
+		Platform:          p,
+		Floors:            f,
+		LibDir:            "lib",
+		Covered:           []string{"bin/mongod", "bin/redis-server"},
+		SystemLibraries:   systemLibs,
+		RequireSignatures: true,
 	}
 }
 
@@ -302,7 +309,7 @@ func (c *checker) fat(rel, p string) ([]string, error) {
 			probs = append(probs, a.Cpu.String()+" slice: "+prob)
 		}
 	}
-	return probs, nil
+	return append(probs, c.signatures(p, true)...), nil
 }
 
 func (c *checker) machoFile(rel, p string) ([]string, error) {
@@ -311,7 +318,32 @@ func (c *checker) machoFile(rel, p string) ([]string, error) {
 		return nil, nil
 	}
 	defer f.Close()
-	return c.macho(rel, f), nil
+	return append(c.macho(rel, f), c.signatures(p, false)...), nil
+}
+
+// signatures recomputes every code page hash of every slice against the
+// file (a changed byte or a load command rewritten without re-signing is
+// killed on launch on a Mac) and, when required, reports unsigned arm64
+// code.
+func (c *checker) signatures(p string, fat bool) []string {
+	slices, err := machosig.VerifyFile(p)
+	if err != nil {
+		return nil // unreadable: already reported by platformProblems
+	}
+	var probs []string
+	for _, s := range slices {
+		prefix := ""
+		if fat {
+			prefix = s.Cpu.String() + " slice: "
+		}
+		switch {
+		case s.Err != nil:
+			probs = append(probs, prefix+"code signature does not match the file: "+s.Err.Error())
+		case !s.Info.Signed && s.Cpu == macho.CpuArm64 && c.o.RequireSignatures:
+			probs = append(probs, prefix+"no code signature (LC_CODE_SIGNATURE): macOS on Apple silicon refuses to run unsigned arm64 code; sign it (ad hoc at least)")
+		}
+	}
+	return probs
 }
 
 // machoInfo is what the checks need from a Mach-O's load commands.

@@ -52,6 +52,12 @@ func write(t *testing.T, root, rel string, b []byte) {
 	}
 }
 
+func flipByte(b []byte, i int) []byte {
+	b = append([]byte(nil), b...)
+	b[i] ^= 1
+	return b
+}
+
 func problems(vs []Violation) string {
 	var b strings.Builder
 	for _, v := range vs {
@@ -113,6 +119,19 @@ func TestCheckMachOCrafted(t *testing.T) {
 		{"universal binary without the platform's slice", map[string][]byte{
 			"dist/runtime/bin/redis-server": craftFat(map[uint32][]byte{cpuAMD64: craftMacho(cpuAMD64, sys)}),
 		}, []string{"universal Mach-O without a CpuArm64 slice"}},
+		{"unsigned arm64 code", map[string][]byte{
+			"dist/runtime/bin/mongod":  craft.UnsignedExecutable(cpuARM64, sys),
+			"dist/runtime/bin/x86tool": craft.UnsignedExecutable(cpuAMD64, sys), // wrong arch, but unsigned x86_64 may run
+		}, []string{"dist/runtime/bin/mongod: no code signature (LC_CODE_SIGNATURE)", "dist/runtime/bin/x86tool: Mach-O for CpuAmd64, want CpuArm64"}},
+		{"changed after signing", map[string][]byte{
+			"dist/runtime/bin/mongod": flipByte(craftMacho(cpuARM64, sys, buildVersion(macos11)), 28), // mach_header_64.reserved
+		}, []string{"dist/runtime/bin/mongod: code signature does not match the file: sha256 code page hash mismatch in 1 of 1 page(s): 0"}},
+		{"universal binary with one slice changed after signing", map[string][]byte{
+			"dist/runtime/bin/redis-server": craftFat(map[uint32][]byte{
+				cpuARM64: craftMacho(cpuARM64, sys),
+				cpuAMD64: flipByte(craftMacho(cpuAMD64, sys), 28), // mach_header_64.reserved
+			}),
+		}, []string{"CpuAmd64 slice: code signature does not match the file"}},
 		{"wrong arch thin", map[string][]byte{
 			"dist/runtime/bin/mongod": craftMacho(cpuAMD64, sys),
 		}, []string{"Mach-O for CpuAmd64, want CpuArm64"}},
@@ -171,8 +190,14 @@ func TestCheckGoDarwinBinary(t *testing.T) {
 		copy(patched[i:], "/opt/homebrew/lib/libz.1.dylib\x00")
 		write(t, root, "bin/second", patched)
 		vs, _ = Check(root, PayloadOptions(p, Floors{MacOS: "12.0"}, nil))
-		if len(vs) != 1 || !strings.Contains(vs[0].Problem, "loads /opt/homebrew/lib/libz.1.dylib from the build host") {
-			t.Fatalf("%s patched: %s", id, problems(vs))
+		got := problems(vs)
+		if !strings.Contains(got, "loads /opt/homebrew/lib/libz.1.dylib from the build host") {
+			t.Fatalf("%s patched: %s", id, got)
+		}
+		// Go signs darwin/arm64 binaries ad hoc: the patch, not re-signed,
+		// breaks the hash of the first page. Its amd64 builds are unsigned.
+		if want := "code signature does not match the file: sha256 code page hash mismatch in 1 of"; (id == "darwin-arm64") != strings.Contains(got, want) || len(vs) != map[bool]int{true: 2, false: 1}[id == "darwin-arm64"] {
+			t.Fatalf("%s patched, signature: %s", id, got)
 		}
 	}
 }

@@ -3,7 +3,10 @@
 // Only _test.go files import it.
 package craft
 
-import "encoding/binary"
+import (
+	"crypto/sha256"
+	"encoding/binary"
+)
 
 // CPU types and load command numbers (mach-o/loader.h).
 const (
@@ -62,11 +65,64 @@ func BuildVersion(minos uint32) []byte {
 	return Load(LCBuildVersion, []uint32{PlatformMacOS, minos, minos, 0}, "")
 }
 
-// Executable is a 64-bit little-endian MH_EXECUTE with the given loads.
-func Executable(cpu uint32, loads ...[]byte) []byte { return file(cpu, 2, loads) }
+// Executable is a 64-bit little-endian MH_EXECUTE with the given loads,
+// ad-hoc signed (Sign) like every binary the linkers make for macOS.
+func Executable(cpu uint32, loads ...[]byte) []byte { return Sign(file(cpu, 2, loads)) }
 
-// Library is a 64-bit little-endian MH_DYLIB with the given loads.
-func Library(cpu uint32, loads ...[]byte) []byte { return file(cpu, 6, loads) }
+// Library is a 64-bit little-endian MH_DYLIB with the given loads, ad-hoc signed.
+func Library(cpu uint32, loads ...[]byte) []byte { return Sign(file(cpu, 6, loads)) }
+
+// UnsignedExecutable is Executable without a code signature.
+func UnsignedExecutable(cpu uint32, loads ...[]byte) []byte { return file(cpu, 2, loads) }
+
+// Sign appends an ad-hoc code signature to a thin 64-bit little-endian
+// Mach-O whose load commands end the header area (as file writes them):
+// an LC_CODE_SIGNATURE command, then, 16-byte aligned, a SuperBlob with one
+// SHA-256 CodeDirectory over 4 KiB pages up to the signature.
+func Sign(b []byte) []byte {
+	le, be := binary.LittleEndian, binary.BigEndian
+	out := append([]byte(nil), b...)
+	cs := make([]byte, 16)
+	le.PutUint32(cs, 0x1d)
+	le.PutUint32(cs[4:], 16)
+	out = append(out, cs...)
+	le.PutUint32(out[16:], le.Uint32(out[16:])+1)
+	le.PutUint32(out[20:], le.Uint32(out[20:])+16)
+	for len(out)%16 != 0 {
+		out = append(out, 0)
+	}
+	const pageShift, hashSize = 12, 32
+	codeLimit := len(out)
+	nSlots := (codeLimit + 1<<pageShift - 1) >> pageShift
+	ident := []byte("craft\x00")
+	const cdHeader = 88 // through version 0x20400's execSeg fields
+	cd := make([]byte, cdHeader+len(ident)+nSlots*hashSize)
+	be.PutUint32(cd[0:], 0xfade0c02)
+	be.PutUint32(cd[4:], uint32(len(cd)))
+	be.PutUint32(cd[8:], 0x20400)
+	be.PutUint32(cd[12:], 0x2) // adhoc
+	be.PutUint32(cd[16:], uint32(cdHeader+len(ident)))
+	be.PutUint32(cd[20:], cdHeader)
+	be.PutUint32(cd[28:], uint32(nSlots))
+	be.PutUint32(cd[32:], uint32(codeLimit))
+	cd[36], cd[37], cd[39] = hashSize, 2, pageShift
+	copy(cd[cdHeader:], ident)
+	// The command's fields lie in the first page, so they are set before hashing.
+	le.PutUint32(out[len(b)+8:], uint32(codeLimit))
+	le.PutUint32(out[len(b)+12:], uint32(20+len(cd)))
+	for i := 0; i < nSlots; i++ {
+		end := min((i+1)<<pageShift, codeLimit)
+		sum := sha256.Sum256(out[i<<pageShift : end])
+		copy(cd[cdHeader+len(ident)+i*hashSize:], sum[:])
+	}
+	sb := make([]byte, 20, 20+len(cd))
+	be.PutUint32(sb[0:], 0xfade0cc0)
+	be.PutUint32(sb[4:], uint32(20+len(cd)))
+	be.PutUint32(sb[8:], 1)
+	be.PutUint32(sb[16:], 20) // slot 0 (CodeDirectory) at offset 20
+	sb = append(sb, cd...)
+	return append(out, sb...)
+}
 
 func file(cpu, filetype uint32, loads [][]byte) []byte {
 	var cmds []byte
