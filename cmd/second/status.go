@@ -22,12 +22,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := stack.ControlStatus(cmd.Context(), l)
+			st, err := stack.Status(cmd.Context(), l)
 			if err != nil {
-				// No control server (or it does not answer): runtime.json and the lock.
-				if st, err = stack.ReadStatus(l); err != nil {
-					return err
-				}
+				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())

@@ -87,3 +87,10 @@ func commandLine(pid int) ([]string, error) {
 	}
 	return strings.Split(string(b), "\x00"), nil
 }
+
+// Stopped reports whether pid is stopped by a signal (SIGSTOP, Ctrl-Z) or
+// a tracer: it runs no code until SIGCONT.
+func Stopped(pid int) bool {
+	s, _, ok := stat(pid)
+	return ok && (s == 'T' || s == 't')
+}

@@ -63,3 +63,9 @@ func commandLine(pid int) ([]string, error) {
 	}
 	return f, nil
 }
+
+// Stopped reports whether pid is stopped by a signal (SIGSTOP, Ctrl-Z).
+func Stopped(pid int) bool {
+	out, err := exec.Command("ps", "-o", "stat=", "-p", strconv.Itoa(pid)).Output()
+	return err == nil && strings.HasPrefix(strings.TrimSpace(string(out)), "T")
+}

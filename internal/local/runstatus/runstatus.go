@@ -25,7 +25,13 @@ type Status struct {
 	ControlURL  string     `json:"controlUrl,omitempty"`
 	Home        string     `json:"home"`
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
-	Services    []Service  `json:"services"`
+	// NotResponding: the supervisor runs (its lock is held, its pid alive)
+	// but its control server did not answer in time; Suspended says its
+	// process is stopped (SIGSTOP, Ctrl-Z). Services then come from
+	// runtime.json and may be stale.
+	NotResponding bool      `json:"notResponding,omitempty"`
+	Suspended     bool      `json:"suspended,omitempty"`
+	Services      []Service `json:"services"`
 }
 
 // Service is one service's line.
@@ -52,7 +58,21 @@ func Write(w io.Writer, s Status) error {
 	if s.StartedAt != nil {
 		up = ", up " + human(time.Since(*s.StartedAt))
 	}
-	fmt.Fprintf(w, "Second %s is %s at %s (pid %d%s)\n", s.Version, s.Phase, s.URL, s.PID, up)
+	if s.NotResponding {
+		since := ""
+		if s.StartedAt != nil {
+			since = ", running since " + s.StartedAt.Local().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(w, "Second %s (pid %d%s) is not responding", s.Version, s.PID, since)
+		if s.Suspended {
+			fmt.Fprintf(w, ": its process is stopped (SIGSTOP or Ctrl-Z); `kill -CONT %d` resumes it, `second stop` ends it", s.PID)
+		} else {
+			fmt.Fprint(w, ": its control server did not answer; `second stop` ends it")
+		}
+		fmt.Fprintln(w, ".\nLast recorded service states:")
+	} else {
+		fmt.Fprintf(w, "Second %s is %s at %s (pid %d%s)\n", s.Version, s.Phase, s.URL, s.PID, up)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tSTATE\tPID\tPORT\tRESTARTS\tUPTIME")
 	for _, svc := range s.Services {

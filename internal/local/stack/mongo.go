@@ -17,6 +17,10 @@ import (
 	"github.com/second-inc/second-release/internal/local/supervise"
 )
 
+// RedisGrace is how long redis-server may take to exit on SIGTERM (it
+// writes its append-only file).
+const RedisGrace = 5 * time.Second
+
 // Infra is mongod and redis-server for one data layout: the runtime's home,
 // or a worktree's .second-dev/ for `second dev`. Both commands describe
 // them through here so they run the same way, with access control on.
@@ -101,6 +105,10 @@ func (in Infra) mongoProcess() *supervise.Process {
 		// A fresh data dir preallocates its journal; slow disks need time.
 		ReadyTimeout: in.timeout(2 * time.Minute),
 		FatalLine:    mongoready.FatalLine,
+		Liveness: &supervise.Liveness{
+			Probe:    probe.Func(func(ctx context.Context) error { return mongoready.Ping(ctx, port) }),
+			Interval: LiveInterval, Timeout: LiveTimeout, Failures: LiveFailures, Grace: MongoGrace,
+		},
 		Stop: supervise.StopPolicy{
 			Before: func(ctx context.Context) error { return mongoready.Shutdown(ctx, port, &auth.Admin) },
 			Grace:  MongoGrace,
@@ -112,17 +120,19 @@ func (in Infra) mongoProcess() *supervise.Process {
 // redisProcess is redis-server with the generated redis.conf, probed as
 // the admin user.
 func (in Infra) redisProcess() *supervise.Process {
+	ping := probe.Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(in.RedisPort)),
+		Username: redisconf.AdminUser, Password: in.Credentials.RedisAdminPassword}
 	return &supervise.Process{
-		Name:    ServiceRedis,
-		Command: in.Payload.RedisServer,
-		Args:    []string{in.Layout.RedisConfig()},
-		Dir:     in.Layout.RedisData(),
-		Env:     NativeEnv(in.Payload, in.Environ),
-		LogPath: in.Layout.Log(ServiceRedis),
-		Ready: briskly(probe.Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(in.RedisPort)),
-			Username: redisconf.AdminUser, Password: in.Credentials.RedisAdminPassword}),
+		Name:         ServiceRedis,
+		Command:      in.Payload.RedisServer,
+		Args:         []string{in.Layout.RedisConfig()},
+		Dir:          in.Layout.RedisData(),
+		Env:          NativeEnv(in.Payload, in.Environ),
+		LogPath:      in.Layout.Log(ServiceRedis),
+		Ready:        briskly(ping),
 		ReadyTimeout: in.timeout(time.Minute),
-		Stop:         supervise.StopPolicy{Grace: 20 * time.Second},
+		Liveness:     &supervise.Liveness{Probe: ping, Interval: LiveInterval, Timeout: LiveTimeout, Failures: LiveFailures, Grace: RedisGrace},
+		Stop:         supervise.StopPolicy{Grace: RedisGrace},
 		Port:         in.RedisPort,
 	}
 }

@@ -53,7 +53,8 @@ func (rt *Runtime) processes(control *Control) processSet {
 		LogPath:      l.Log(ServiceWeb),
 		Ready:        briskly(probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(in.WebPort) + "/api/health"}),
 		ReadyTimeout: timeout(90 * time.Second),
-		Stop:         supervise.StopPolicy{Grace: 10 * time.Second},
+		Liveness:     liveness(probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(in.WebPort) + "/api/health"}),
+		Stop:         supervise.StopPolicy{Grace: NodeGrace},
 		Port:         in.WebPort,
 	}
 	worker := &supervise.Process{
@@ -65,10 +66,26 @@ func (rt *Runtime) processes(control *Control) processSet {
 		LogPath:      l.Log(ServiceWorker),
 		Ready:        briskly(probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(in.WorkerPort) + "/health"}),
 		ReadyTimeout: timeout(90 * time.Second),
-		Stop:         supervise.StopPolicy{Grace: 10 * time.Second},
+		Liveness:     liveness(probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(in.WorkerPort) + "/health"}),
+		Stop:         supervise.StopPolicy{Grace: NodeGrace},
 		Port:         in.WorkerPort,
 	}
 	return processSet{mongo, redis, web, worker}
+}
+
+// Liveness: a check every LiveInterval, each bounded by LiveTimeout;
+// LiveFailures failures in a row restart the service. A hung service is
+// noticed within LiveFailures × LiveInterval + LiveTimeout (7 s).
+const (
+	LiveInterval = 2 * time.Second
+	LiveTimeout  = time.Second
+	LiveFailures = 3
+	// NodeGrace is how long web and worker may take to exit on SIGTERM.
+	NodeGrace = 3 * time.Second
+)
+
+func liveness(p probe.Probe) *supervise.Liveness {
+	return &supervise.Liveness{Probe: p, Interval: LiveInterval, Timeout: LiveTimeout, Failures: LiveFailures, Grace: NodeGrace}
 }
 
 // NativeEnv is mongod's and redis-server's environment: system basics plus

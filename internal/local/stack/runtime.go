@@ -38,9 +38,14 @@ const (
 	DefaultRedisPort  = 6380
 )
 
-// MongoGrace is how long mongod may take to shut down before SIGKILL: it
-// flushes the journal, and killing it early risks a long recovery.
-const MongoGrace = 35 * time.Second
+// MongoGrace is how long mongod may take to shut down before SIGKILL. After
+// the shutdown command (force) it exits in a second or two; its journal
+// makes a later SIGKILL safe, only slower to recover.
+const MongoGrace = 8 * time.Second
+
+// StopBudget bounds a whole stop of the stack from inside; `second stop`
+// adds its own margin on top and still finishes within 15 s.
+const StopBudget = 10 * time.Second
 
 // Options configures a run.
 type Options struct {
@@ -73,7 +78,7 @@ type Options struct {
 
 	// ReadyTimeout overrides every service's start deadline (tests).
 	ReadyTimeout time.Duration
-	// StopTimeout bounds a whole stop (default: MongoGrace + 30 s).
+	// StopTimeout bounds a whole stop (default StopBudget).
 	StopTimeout time.Duration
 }
 
@@ -121,7 +126,7 @@ func New(opts Options) *Runtime {
 		opts.Out = io.Discard
 	}
 	if opts.StopTimeout <= 0 {
-		opts.StopTimeout = MongoGrace + 30*time.Second
+		opts.StopTimeout = StopBudget
 	}
 	return &Runtime{opts: opts, stopReq: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
 }

@@ -40,6 +40,7 @@ func SweepStale(ctx context.Context, log *slog.Logger, prev *state.State) (swept
 			}
 			log.Warn("stopping leftover child of a previous run", "service", name, "pid", svc.PID)
 			_ = procutil.SignalGroup(svc.PID, syscall.SIGTERM)
+			_ = procutil.SignalGroup(svc.PID, syscall.SIGCONT) // a stopped child acts on SIGTERM once continued
 			gctx, cancel := context.WithTimeout(ctx, grace)
 			defer cancel()
 			if err := procutil.WaitGroupEmpty(gctx, svc.PID); err != nil {

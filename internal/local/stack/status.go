@@ -107,11 +107,15 @@ func fromState(st *state.State, running bool, now time.Time) runstatus.Status {
 	return out
 }
 
+// StopWait is how long StopRunning waits for the supervisor (its own
+// StopBudget plus a margin) before SIGKILL.
+const StopWait = StopBudget + 2*time.Second
+
 // StopOptions configures StopRunning.
 type StopOptions struct {
 	Layout  home.Layout
 	Out     io.Writer
-	Timeout time.Duration // default MongoGrace + 30 s
+	Timeout time.Duration // default StopWait
 	// Asked means the control server already accepted a stop request: only
 	// wait (and force it if it never finishes).
 	Asked bool
@@ -126,7 +130,7 @@ func StopRunning(ctx context.Context, o StopOptions) (stopped bool, err error) {
 		o.Out = io.Discard
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = MongoGrace + 30*time.Second
+		o.Timeout = StopWait
 	}
 	l := o.Layout
 	// A corrupt runtime.json must not block stop or reset: the lock and its
@@ -160,6 +164,8 @@ func StopRunning(ctx context.Context, o StopOptions) (stopped bool, err error) {
 		if err := signalPID(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return false, fmt.Errorf("signal second (pid %d): %w", pid, err)
 		}
+		// A stopped (SIGSTOP, Ctrl-Z) supervisor acts on SIGTERM once continued.
+		_ = signalPID(pid, syscall.SIGCONT)
 	}
 	deadline := time.Now().Add(o.Timeout)
 	for state.Held(l.LockFile()) {

@@ -55,6 +55,11 @@ type Process struct {
 	// is killed and counts as crashed.
 	FatalLine func(line string) error
 
+	// Liveness, when set, keeps probing the child after it is ready; a
+	// child that fails it Failures times in a row is marked unhealthy and
+	// restarted like a crashed one.
+	Liveness *Liveness
+
 	// Stop says how to stop the child.
 	Stop StopPolicy
 	// Restart says how to restart it after a crash.
@@ -75,6 +80,21 @@ type StopPolicy struct {
 	Signal os.Signal
 	// Grace is how long the group may take to exit after Before+Signal
 	// before it gets SIGKILL (default 10 s; the runtime gives mongod ≥ 30 s).
+	Grace time.Duration
+}
+
+// Liveness is how a ready child is watched: a hung process (SIGSTOPped,
+// deadlocked) still has its pid and port, so only a probe tells.
+type Liveness struct {
+	Probe probe.Probe
+	// Interval between checks (default 2 s); Timeout bounds one check
+	// (default 1 s); Failures in a row make the child unhealthy (default 3).
+	Interval time.Duration
+	Timeout  time.Duration
+	Failures int
+	// Grace is how long an unhealthy child may take to exit after SIGTERM
+	// (and SIGCONT, so a stopped one can act on it) before SIGKILL
+	// (default 5 s). Its Stop.Before hook is skipped: it would hang too.
 	Grace time.Duration
 }
 
@@ -112,6 +132,7 @@ type State string
 const (
 	StateStarting   State = "starting"   // started, not yet ready
 	StateReady      State = "ready"      // ready, running
+	StateUnhealthy  State = "unhealthy"  // ready once, now failing its liveness probe; being restarted
 	StateRestarting State = "restarting" // crashed, waiting out the backoff
 	StateStopping   State = "stopping"   // being stopped
 	StateStopped    State = "stopped"    // stopped on request (or never started)

@@ -118,6 +118,8 @@ func (sv *service) loop(startCtx context.Context, first chan<- startResult) {
 				sv.set(StateReady, r.pid, nil)
 				sv.sup.log.Info("ready", "service", sv.p.Name, "pid", r.pid)
 				report(nil)
+				watchDone := make(chan struct{})
+				unhealthy := sv.watch(r, watchDone)
 				select {
 				case <-r.exited:
 					sv.kill(r) // orphaned grandchildren would hold the port
@@ -125,10 +127,18 @@ func (sv *service) loop(startCtx context.Context, first chan<- startResult) {
 				case f := <-r.fatal:
 					sv.kill(r)
 					reason = f
+				case err := <-unhealthy:
+					reason = fmt.Errorf("unhealthy: %w", err)
+					sv.note(lw, "unhealthy (%v); restarting it", err)
+					sv.sup.log.Warn("unhealthy; restarting", "service", sv.p.Name, "pid", r.pid, "err", err)
+					sv.set(StateUnhealthy, r.pid, err)
+					sv.restartHung(r)
 				case <-sv.stopCh:
+					close(watchDone)
 					sv.terminate(r)
 					return
 				}
+				close(watchDone)
 			}
 		}
 
@@ -292,6 +302,63 @@ func (sv *service) awaitReady(ctx context.Context, r *run) error {
 	}
 }
 
+// watch runs the liveness probe until done is closed; the returned channel
+// receives the last error once Failures checks in a row have failed.
+// Without a Liveness it never fires.
+func (sv *service) watch(r *run, done <-chan struct{}) <-chan error {
+	out := make(chan error, 1)
+	lv := sv.p.Liveness
+	if lv == nil {
+		return out
+	}
+	go func() {
+		t := time.NewTicker(lv.Interval)
+		defer t.Stop()
+		failed := 0
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), lv.Timeout)
+			err := lv.Probe.Check(ctx)
+			cancel()
+			if err == nil {
+				failed = 0
+				continue
+			}
+			failed++
+			sv.sup.log.Warn("liveness check failed", "service", sv.p.Name, "pid", r.pid, "failures", failed, "err", err)
+			if failed >= lv.Failures {
+				out <- fmt.Errorf("%d liveness checks in a row failed, last: %w", failed, err)
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// restartHung ends an unhealthy run: SIGTERM and SIGCONT to the group (a
+// stopped process acts on SIGTERM only once continued), SIGKILL after the
+// liveness grace.
+func (sv *service) restartHung(r *run) {
+	_ = procutil.SignalGroup(r.pid, syscall.SIGTERM)
+	_ = procutil.SignalGroup(r.pid, syscall.SIGCONT)
+	ctx, cancel := context.WithTimeout(context.Background(), sv.p.Liveness.Grace)
+	defer cancel()
+	select {
+	case <-r.exited:
+	case <-ctx.Done():
+	}
+	if procutil.WaitGroupEmpty(ctx, r.pid) == nil {
+		sv.finish(r)
+		return
+	}
+	sv.sup.log.Warn("unhealthy child did not exit within grace; SIGKILL", "service", sv.p.Name, "grace", sv.p.Liveness.Grace)
+	sv.kill(r)
+}
+
 // fatalOr prefers a FatalLine error, which says why, over err.
 func fatalOr(r *run, err error) error {
 	select {
@@ -352,11 +419,18 @@ func (sv *service) terminate(r *run) {
 	}
 	gctx, cancel := context.WithTimeout(ctx, sv.p.Stop.Grace)
 	defer cancel()
+	// A stopped (SIGSTOP, Ctrl-Z) child acts on the hook or the signal only
+	// once continued.
+	_ = procutil.SignalGroup(r.pid, syscall.SIGCONT)
 	if sv.p.Stop.Before != nil {
 		select {
 		case <-r.exited:
 		default:
-			if err := sv.p.Stop.Before(gctx); err != nil {
+			// A hung child would hold the hook for the whole grace.
+			bctx, bcancel := context.WithTimeout(gctx, min(sv.p.Stop.Grace/2, maxBeforeWait))
+			err := sv.p.Stop.Before(bctx)
+			bcancel()
+			if err != nil {
 				sv.sup.log.Warn("stop hook failed; signalling", "service", sv.p.Name, "err", err)
 			}
 		}
@@ -365,6 +439,7 @@ func (sv *service) terminate(r *run) {
 	if err := procutil.SignalGroup(r.pid, sig); err != nil {
 		sv.sup.log.Error("stop", "service", sv.p.Name, "err", err)
 	}
+	_ = procutil.SignalGroup(r.pid, syscall.SIGCONT)
 	select {
 	case <-r.exited:
 	case <-gctx.Done():

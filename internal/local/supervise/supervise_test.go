@@ -758,3 +758,83 @@ touch "$DIR/$NAME.ready"; exec sleep 300`)
 		t.Error("the crashed run's grandchild is still alive after the restart")
 	}
 }
+
+// A child that stops answering its liveness probe (here: SIGSTOPped, so it
+// stops refreshing a heartbeat file) is marked unhealthy, terminated
+// although stopped, and restarted; the restart counts like a crash.
+func TestLivenessRestartsAHungChild(t *testing.T) {
+	dir := t.TempDir()
+	p := shProc(dir, "web", `trap 'echo "got TERM"; exit 0' TERM
+touch "$DIR/$NAME.ready"
+while :; do date +%s%N > "$DIR/beat"; sleep 0.05; done`)
+	beat := filepath.Join(dir, "beat")
+	p.Liveness = &Liveness{
+		Probe: probe.Func(func(context.Context) error {
+			st, err := os.Stat(beat)
+			if err != nil || time.Since(st.ModTime()) > 300*time.Millisecond {
+				return errors.New("no heartbeat")
+			}
+			return nil
+		}),
+		Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Failures: 3, Grace: 2 * time.Second,
+	}
+	var events eventLog
+	s := New(Options{OnEvent: events.add})
+	ctx := context.Background()
+	if err := s.Start(ctx, []*Process{p}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	time.Sleep(500 * time.Millisecond) // healthy checks pass
+	if st := statusOf(s, "web"); st.State != StateReady || st.Restarts != 0 {
+		t.Fatalf("a healthy child was disturbed: %+v", st)
+	}
+	first := statusOf(s, "web").PID
+	if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "restart of the hung child", 10*time.Second, func() bool {
+		st := statusOf(s, "web")
+		return st.State == StateReady && st.PID != first && st.Restarts == 1
+	})
+	if procutil.Alive(first) {
+		t.Error("the hung child is still alive")
+	}
+	got := strings.Join(statesStr(events.states("web")), ",")
+	if !strings.Contains(got, "ready,unhealthy,restarting") {
+		t.Errorf("events %s, want ready,unhealthy,restarting", got)
+	}
+	log, _ := os.ReadFile(p.LogPath)
+	for _, want := range []string{"unhealthy (3 liveness checks in a row failed, last: no heartbeat)", "got TERM"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// Stop ends a SIGSTOPped child promptly: it is continued so it can act on
+// SIGTERM, instead of waiting out the grace and SIGKILL.
+func TestStopEndsAStoppedChildPromptly(t *testing.T) {
+	dir := t.TempDir()
+	p := shProc(dir, "web", `trap 'echo "got TERM"; exit 0' TERM
+touch "$DIR/$NAME.ready"
+while :; do sleep 0.05; done`)
+	p.Stop.Grace = 20 * time.Second
+	s := New(Options{})
+	if err := s.Start(context.Background(), []*Process{p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(statusOf(s, "web").PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("stop took %v with a stopped child (grace 20 s)", d)
+	}
+	if log, _ := os.ReadFile(p.LogPath); !strings.Contains(string(log), "got TERM") {
+		t.Errorf("the child never handled SIGTERM:\n%s", log)
+	}
+}

@@ -22,11 +22,17 @@ const (
 	defaultStableAfter    = 30 * time.Second
 	defaultMaxCrashes     = 5
 	defaultWindow         = 60 * time.Second
+	defaultLiveInterval   = 2 * time.Second
+	defaultLiveTimeout    = time.Second
+	defaultLiveFailures   = 3
+	defaultLiveGrace      = 5 * time.Second
 	// tailLines is how much of a log an *Error carries.
 	tailLines = 30
 	// killWait bounds the wait for a group to vanish after SIGKILL; only an
 	// unkillable (D-state) process takes longer.
 	killWait = 10 * time.Second
+	// maxBeforeWait bounds a Stop.Before hook (mongod's shutdown command).
+	maxBeforeWait = 5 * time.Second
 )
 
 var errStopRequested = errors.New("stop requested")
@@ -63,6 +69,22 @@ func withDefaults(p Process) Process {
 	}
 	if p.Stop.Grace <= 0 {
 		p.Stop.Grace = defaultGrace
+	}
+	if l := p.Liveness; l != nil {
+		lc := *l
+		if lc.Interval <= 0 {
+			lc.Interval = defaultLiveInterval
+		}
+		if lc.Timeout <= 0 {
+			lc.Timeout = defaultLiveTimeout
+		}
+		if lc.Failures <= 0 {
+			lc.Failures = defaultLiveFailures
+		}
+		if lc.Grace <= 0 {
+			lc.Grace = defaultLiveGrace
+		}
+		p.Liveness = &lc
 	}
 	r := &p.Restart
 	if r.InitialBackoff <= 0 {
@@ -104,6 +126,9 @@ func validate(groups [][]*Process) error {
 				return fmt.Errorf("supervise: process %q has no Command", p.Name)
 			case p.LogPath == "":
 				return fmt.Errorf("supervise: process %q has no LogPath", p.Name)
+			}
+			if p.Liveness != nil && p.Liveness.Probe == nil {
+				return fmt.Errorf("supervise: process %q: Liveness has no Probe", p.Name)
 			}
 			if _, ok := p.Stop.Signal.(syscall.Signal); p.Stop.Signal != nil && !ok {
 				return fmt.Errorf("supervise: process %q: Stop.Signal %v is not a syscall.Signal", p.Name, p.Stop.Signal)
