@@ -17,9 +17,12 @@ import (
 	"github.com/second-inc/second-release/internal/release/platform"
 )
 
-// homebrewPlaceholder starts every relocation placeholder Homebrew leaves
-// in a bottle (@@HOMEBREW_PREFIX@@, @@HOMEBREW_CELLAR@@, ...).
-const homebrewPlaceholder = "@@HOMEBREW_"
+// fromHomebrew reports a load path that only exists in a Homebrew install:
+// a relocation placeholder a bottle carries (@@HOMEBREW_PREFIX@@,
+// @@HOMEBREW_CELLAR@@, ...) or the default Linux prefix a poured keg has.
+func fromHomebrew(s string) bool {
+	return strings.Contains(s, "@@HOMEBREW_") || strings.Contains(s, "/home/linuxbrew/.linuxbrew/")
+}
 
 // runtimePrefix is where RuntimeDir sits in a payload; manifest paths are
 // relative to the payload root.
@@ -27,9 +30,10 @@ var runtimePrefix = path.Dir(binarycheck.PayloadLibDir)
 
 // RelocateELF makes Homebrew Linux bottle files runnable where they land:
 // in each ELF file among files (slash paths relative to runtimeDir), an
-// interpreter carrying a Homebrew placeholder becomes the target's system
-// loader, and a DT_RUNPATH/DT_RPATH carrying one becomes the $ORIGIN-relative
-// path to runtimeDir/lib ("$ORIGIN/../lib" from bin/, "$ORIGIN" from lib/).
+// interpreter carrying a Homebrew placeholder (or Homebrew's Linux prefix)
+// becomes the target's system loader, and a DT_RUNPATH/DT_RPATH carrying
+// one becomes the $ORIGIN-relative path to runtimeDir/lib ("$ORIGIN/../lib"
+// from bin/, "$ORIGIN" from lib/).
 // Files without placeholders are left alone. The strings are rewritten in
 // place (elfpatch); one that does not fit fails with the file and field.
 func RelocateELF(runtimeDir string, p platform.Platform, files []string) ([]manifest.Rewrite, error) {
@@ -52,7 +56,7 @@ func RelocateELF(runtimeDir string, p platform.Platform, files []string) ([]mani
 			origin += "/" + filepath.ToSlash(lib)
 		}
 		changes, err := elfpatch.Rewrite(file, func(field, old string) (string, bool) {
-			if !strings.Contains(old, homebrewPlaceholder) {
+			if !fromHomebrew(old) {
 				return "", false
 			}
 			if field == elfpatch.FieldInterp {

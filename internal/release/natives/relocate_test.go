@@ -1,6 +1,7 @@
 package natives
 
 import (
+	"bytes"
 	"context"
 	"debug/elf"
 	"os"
@@ -157,5 +158,40 @@ func TestLinuxBottlesRelocated(t *testing.T) {
 	}
 	if want := filepath.Join(rt, "lib", "libssl.so.3"); len(mapped) != 1 || mapped[0] != want {
 		t.Fatalf("redis-server (pid %d) maps libssl from %q, want only %s", srv.Process.Pid, mapped, want)
+	}
+}
+
+// A keg already poured by brew carries Homebrew's Linux prefix instead of
+// placeholders; it is relocated the same way, and files without either are
+// left alone.
+func TestRelocatePouredKeg(t *testing.T) {
+	host, err := platform.Host()
+	if err != nil || host.GOOS != "linux" {
+		t.Skip("needs a Linux amd64/arm64 host")
+	}
+	patchelf := testsupport.Tool(t, "patchelf")
+	rt := t.TempDir()
+	bin := filepath.Join(rt, "bin", "redis-server")
+	const poured = "/home/linuxbrew/.linuxbrew"
+	testsupport.BottleELF(t, "/bin/ls", bin, strings.ReplaceAll(testsupport.HomebrewRunpath, testsupport.HomebrewPrefix, poured))
+	if out, err := exec.Command(patchelf, "--set-interpreter", poured+"/lib/ld.so", bin).CombinedOutput(); err != nil {
+		t.Fatalf("patchelf: %v\n%s", err, out)
+	}
+	plain := filepath.Join(rt, "bin", "mongod")
+	b, _ := os.ReadFile("/bin/ls")
+	os.WriteFile(plain, b, 0o755)
+	rw, err := RelocateELF(rt, host, []string{"bin/redis-server", "bin/mongod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []manifest.Rewrite{
+		{File: "dist/runtime/bin/redis-server", Field: "PT_INTERP", Old: poured + "/lib/ld.so", New: binarycheck.StandardInterpreter(host.GOARCH)},
+		{File: "dist/runtime/bin/redis-server", Field: "DT_RUNPATH", Old: poured + "/opt/openssl@3/lib:" + poured + "/lib", New: "$ORIGIN/../lib"},
+	}
+	if !slices.Equal(rw, want) {
+		t.Fatalf("rewrites: %+v", rw)
+	}
+	if after, _ := os.ReadFile(plain); !bytes.Equal(after, b) {
+		t.Fatal("a file without Homebrew paths was changed")
 	}
 }
