@@ -6,6 +6,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/second-inc/second-release/internal/local/stack"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 
@@ -148,4 +153,55 @@ func TestStatusAndStopBoundsWithStoppedSupervisor(t *testing.T) {
 	}
 	r.wait(t, 5*time.Second)
 	assertGone(t, pids, 2*time.Second)
+}
+
+// A listener planted on [::1]:<web port> (where a browser goes first for
+// "localhost") makes start pick another port, or refuse an explicit one.
+func TestPlantedIPv6ListenerMovesTheWebPort(t *testing.T) {
+	planted, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(stack.DefaultWebPort)))
+	if err != nil {
+		t.Skipf("needs [::1]:%d free to plant a listener there: %v", stack.DefaultWebPort, err)
+	}
+	defer planted.Close()
+	p := newPayload(t, testsupport.MongodPath(t))
+	_, errOut, code := p.run(t, nil, "start", "--no-open", "--port", strconv.Itoa(stack.DefaultWebPort))
+	if want := fmt.Sprintf("port %d is in use on ::1", stack.DefaultWebPort); code == 0 || !strings.Contains(errOut, want) {
+		t.Errorf("start --port %d: exit %d, stderr %q; want a refusal with %q", stack.DefaultWebPort, code, errOut, want)
+	}
+	r := p.start(t, nil)
+	st := p.status(t)
+	if web := service(st, "web").Port; web == stack.DefaultWebPort || !strings.Contains(r.out.String(), "http://localhost:"+strconv.Itoa(web)) {
+		t.Errorf("web port %d with [::1]:%d taken; output %q", web, stack.DefaultWebPort, r.out)
+	}
+}
+
+// A child that listens on every interface although told 127.0.0.1 is
+// named in a warning after ready.
+func TestWarnsWhenAChildListensBeyondLoopback(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("listener discovery reads /proc (Linux only)")
+	}
+	p := newPayload(t, testsupport.MongodPath(t))
+	if err := os.WriteFile(filepath.Join(p.root, "dist", "worker", "listen-all"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := p.start(t, nil)
+	st := p.status(t)
+	worker := service(st, "worker")
+	want := fmt.Sprintf("Warning: worker (pid %d) listens on [::]:%d, beyond loopback", worker.PID, worker.Port)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(r.out.String(), want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(r.out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, r.out)
+	}
+	for _, svc := range []string{"web (pid", "mongo (pid", "redis (pid"} {
+		if strings.Contains(r.out.String(), "Warning: "+svc) {
+			t.Errorf("a loopback-only service was warned about:\n%s", r.out)
+		}
+	}
+	if !strings.Contains(p.log("supervisor"), "listens beyond loopback") {
+		t.Error("the supervisor log lacks the warning")
+	}
 }

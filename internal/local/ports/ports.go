@@ -1,6 +1,8 @@
 // Package ports picks the loopback ports the runtime's services listen on:
 // the preferred port when it is free, else any free loopback port, except
-// for a port the user asked for explicitly, which must be free.
+// for a port the user asked for explicitly, which must be free. A port is
+// free only when both 127.0.0.1 and ::1 are: browsers resolve "localhost"
+// to ::1 first, so a listener there would get the user's browser.
 package ports
 
 import (
@@ -11,7 +13,7 @@ import (
 )
 
 // ErrInUse reports an explicitly requested port that is taken.
-var ErrInUse = errors.New("port is in use")
+var ErrInUse = errors.New("in use")
 
 // Request is one service's port wish.
 type Request struct {
@@ -23,9 +25,29 @@ type Request struct {
 	Flag string
 }
 
-// Free reports whether 127.0.0.1:port can be listened on right now.
-func Free(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+// Free reports whether port can be listened on right now on 127.0.0.1 and,
+// where the machine has it, on ::1.
+func Free(port int) bool { return takenOn(port) == "" }
+
+// takenOn names the loopback address where port is taken, "" if none.
+func takenOn(port int) string {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			if host == "::1" && !hasIPv6Loopback() {
+				continue
+			}
+			return host
+		}
+		l.Close()
+	}
+	return ""
+}
+
+// hasIPv6Loopback reports whether ::1 can be listened on at all (it is
+// absent where IPv6 is disabled; then only 127.0.0.1 matters).
+func hasIPv6Loopback() bool {
+	l, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
 		return false
 	}
@@ -33,14 +55,24 @@ func Free(port int) bool {
 	return true
 }
 
-// Any returns a port the kernel considered free a moment ago.
+// Any returns a port the kernel considered free on both loopback
+// addresses a moment ago.
 func Any() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
+	var last error
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if on := takenOn(p); on != "" {
+			last = fmt.Errorf("port %d is taken on %s", p, on)
+			continue
+		}
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("find a free loopback port: %w", last)
 }
 
 // Choose picks a port for each request, never the same port twice.
@@ -60,16 +92,23 @@ func Choose(reqs []Request) (map[string]int, error) {
 }
 
 func choose(r Request, used map[int]bool) (int, error) {
-	if r.Preferred > 0 && !used[r.Preferred] && Free(r.Preferred) {
-		return r.Preferred, nil
+	on := ""
+	if r.Preferred > 0 && !used[r.Preferred] {
+		if on = takenOn(r.Preferred); on == "" {
+			return r.Preferred, nil
+		}
 	}
 	if r.Explicit {
 		flag := r.Flag
 		if flag == "" {
 			flag = "the requested port"
 		}
-		return 0, fmt.Errorf("%s: port %d on 127.0.0.1 is %w: stop whatever listens there (`lsof -i :%d`) or choose another with %s",
-			r.Service, r.Preferred, ErrInUse, r.Preferred, flag)
+		where := "by another of our services"
+		if on != "" {
+			where = "on " + on
+		}
+		return 0, fmt.Errorf("%s: port %d is %w %s: stop whatever listens there (`lsof -i :%d`) or choose another with %s",
+			r.Service, r.Preferred, ErrInUse, where, r.Preferred, flag)
 	}
 	for range 20 {
 		p, err := Any()

@@ -3,6 +3,8 @@ package ports
 import (
 	"errors"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +60,36 @@ func TestChoose(t *testing.T) {
 			}
 			tt.check(t, got)
 		})
+	}
+}
+
+// A listener on [::1]:<port> (where browsers go first for "localhost")
+// makes the port taken although 127.0.0.1:<port> is free.
+func TestIPv6LoopbackListenerTakesThePort(t *testing.T) {
+	if !hasIPv6Loopback() {
+		t.Skip("needs ::1 (IPv6 loopback) on this machine")
+	}
+	planted, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer planted.Close()
+	port := planted.Addr().(*net.TCPAddr).Port
+	if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+		t.Skipf("127.0.0.1:%d is taken too; the test needs it free: %v", port, err)
+	} else {
+		l.Close()
+	}
+	if Free(port) {
+		t.Fatalf("port %d reported free with a listener on [::1]", port)
+	}
+	got, err := Choose([]Request{{Service: "web", Preferred: port}})
+	if err != nil || got["web"] == port {
+		t.Errorf("Choose = %v, %v; want another port than %d", got, err, port)
+	}
+	_, err = Choose([]Request{{Service: "web", Preferred: port, Explicit: true, Flag: "--port"}})
+	want := "web: port " + strconv.Itoa(port) + " is in use on ::1: stop whatever listens there"
+	if !errors.Is(err, ErrInUse) || err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("explicit port: %v, want %q", err, want)
 	}
 }

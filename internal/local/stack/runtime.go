@@ -153,8 +153,7 @@ func (rt *Runtime) RequestStop() { rt.stopOne.Do(func() { close(rt.stopReq) }) }
 // called or a service crash-loops, then stops everything in order.
 func (rt *Runtime) Run(ctx context.Context) (err error) {
 	runBegan := time.Now()
-	l := rt.opts.Layout
-	if err := prepareHome(l); err != nil {
+	if err := prepareHome(rt.opts.Layout); err != nil {
 		return err
 	}
 	lock, err := rt.lock(ctx)
@@ -162,15 +161,49 @@ func (rt *Runtime) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer lock.Release()
-
-	logw, err := logfile.Open(l.Log(ServiceSupervisor), logfile.Options{})
+	logw, err := rt.openLog()
 	if err != nil {
 		return err
 	}
 	defer logw.Close()
+
+	if err := rt.prepare(ctx); err != nil {
+		return err
+	}
+	rt.beginState()
+	defer func() { rt.endState(err) }()
+
+	control, err := rt.startControl(ctx)
+	if err != nil {
+		return err
+	}
+	if control != nil {
+		defer rt.stopControl(ctx, control)
+	}
+	started, err := rt.startServices(ctx, control, runBegan)
+	if err != nil || !started {
+		return err
+	}
+	rt.announceReady()
+	return rt.supervise(ctx)
+}
+
+// openLog opens logs/supervisor.log as the runtime's logger.
+func (rt *Runtime) openLog() (*logfile.Writer, error) {
+	l := rt.opts.Layout
+	logw, err := logfile.Open(l.Log(ServiceSupervisor), logfile.Options{})
+	if err != nil {
+		return nil, err
+	}
 	rt.log = slog.New(slog.NewTextHandler(logw, nil))
 	rt.log.Info("starting", "version", rt.opts.Version, "pid", os.Getpid(), "home", l.Root)
+	return logw, nil
+}
 
+// prepare sweeps what a dead run left, then settles secrets, ports and the
+// databases' files.
+func (rt *Runtime) prepare(ctx context.Context) (err error) {
+	l := rt.opts.Layout
 	prev, err := state.Read(l.StateFile())
 	if err != nil {
 		rt.log.Warn("ignoring unreadable runtime state", "err", err)
@@ -179,58 +212,76 @@ func (rt *Runtime) Run(ctx context.Context) (err error) {
 	if prev != nil {
 		SweepStale(ctx, rt.log, prev)
 	}
-
 	if rt.secrets, err = secrets.Ensure(secrets.Options{Layout: l, Getenv: rt.opts.Getenv}); err != nil {
 		return err
 	}
 	if err := rt.choosePorts(prev); err != nil {
 		return err
 	}
-	if err := rt.infra().Prepare(); err != nil {
-		return err
-	}
+	return rt.infra().Prepare()
+}
 
+// beginState writes runtime.json for this run (phase starting).
+func (rt *Runtime) beginState() {
 	exe, _ := os.Executable()
 	rt.mu.Lock()
 	rt.state = state.State{
-		PID: os.Getpid(), Version: rt.opts.Version, Executable: exe, Home: l.Root,
-		StartedAt: time.Now().UTC(), Phase: "starting", MongoPort: rt.ports[ServiceMongo],
+		PID: os.Getpid(), Version: rt.opts.Version, Executable: exe, Home: rt.opts.Layout.Root,
+		StartedAt: time.Now().UTC(), Phase: state.PhaseStarting, MongoPort: rt.ports[ServiceMongo],
 		URL:      "http://localhost:" + strconv.Itoa(rt.ports[ServiceWeb]),
 		Services: map[string]state.Service{},
 	}
 	rt.mu.Unlock()
 	rt.saveState()
-	defer func() {
-		rt.mu.Lock()
-		now := time.Now().UTC()
-		rt.state.PID, rt.state.StoppedAt, rt.state.Phase = 0, &now, "stopped"
-		if err != nil {
-			rt.state.Phase = "failed"
-		}
-		for name, s := range rt.state.Services {
-			s.State, s.PID = string(supervise.StateStopped), 0
-			rt.state.Services[name] = s
-		}
-		rt.mu.Unlock()
-		rt.saveState()
-		rt.log.Info("stopped", "err", err)
-	}()
+}
 
-	var control *Control
-	if rt.opts.Control != nil {
-		control, err = rt.opts.Control(ctx, rt)
-		if err != nil {
-			return fmt.Errorf("start the local control server: %w", err)
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if err := control.Stop(sctx); err != nil {
-				rt.log.Warn("stop control server", "err", err)
-			}
-		}()
+// endState records the run's end: stopped, or failed when err is set.
+func (rt *Runtime) endState(err error) {
+	rt.mu.Lock()
+	now := time.Now().UTC()
+	rt.state.PID, rt.state.StoppedAt, rt.state.Phase = 0, &now, state.PhaseStopped
+	if err != nil {
+		rt.state.Phase = state.PhaseFailed
 	}
+	for name, s := range rt.state.Services {
+		s.State, s.PID = string(supervise.StateStopped), 0
+		rt.state.Services[name] = s
+	}
+	rt.mu.Unlock()
+	rt.saveState()
+	rt.log.Info("stopped", "err", err)
+}
 
+func (rt *Runtime) setPhase(p state.Phase) {
+	rt.mu.Lock()
+	rt.state.Phase = p
+	rt.mu.Unlock()
+	rt.saveState()
+}
+
+// startControl starts the control server when configured (nil otherwise).
+func (rt *Runtime) startControl(ctx context.Context) (*Control, error) {
+	if rt.opts.Control == nil {
+		return nil, nil
+	}
+	control, err := rt.opts.Control(ctx, rt)
+	if err != nil {
+		return nil, fmt.Errorf("start the local control server: %w", err)
+	}
+	return control, nil
+}
+
+func (rt *Runtime) stopControl(ctx context.Context, control *Control) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := control.Stop(sctx); err != nil {
+		rt.log.Warn("stop control server", "err", err)
+	}
+}
+
+// startServices starts the four children in their groups. started is
+// false (with a nil error) when a stop request or ctx interrupted the start.
+func (rt *Runtime) startServices(ctx context.Context, control *Control, runBegan time.Time) (started bool, err error) {
 	procs := rt.processes(control)
 	rt.mu.Lock()
 	for _, p := range []*supervise.Process{procs.mongo, procs.redis, procs.web, procs.worker} {
@@ -240,6 +291,7 @@ func (rt *Runtime) Run(ctx context.Context) (err error) {
 
 	rt.sup = supervise.New(supervise.Options{Log: rt.log, OnEvent: rt.onEvent})
 	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
 	go func() {
 		select {
 		case <-rt.stopReq:
@@ -255,25 +307,34 @@ func (rt *Runtime) Run(ctx context.Context) (err error) {
 		[]*supervise.Process{procs.mongo, procs.redis},
 		[]*supervise.Process{procs.web},
 		[]*supervise.Process{procs.worker})
-	cancelStart()
 	if err != nil {
 		if ctx.Err() != nil || isClosed(rt.stopReq) {
 			rt.log.Info("start interrupted", "err", err)
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("start: %w", err)
+		return false, fmt.Errorf("start: %w", err)
 	}
 	rt.log.Info("ready", "after", time.Since(began))
+	return true, nil
+}
+
+// announceReady marks the run running, tells the user, and warns about
+// any child that listens beyond loopback.
+func (rt *Runtime) announceReady() {
+	rt.setPhase(state.PhaseRunning)
 	rt.mu.Lock()
-	rt.state.Phase = "running"
 	url := rt.state.URL
 	rt.mu.Unlock()
-	rt.saveState()
 	fmt.Fprintf(rt.opts.Out, "Second is ready at %s\n", url)
+	rt.warnExposed()
 	if rt.opts.OnReady != nil {
 		rt.opts.OnReady(url)
 	}
+}
 
+// supervise waits for the end of the run: ctx, a stop request, or the
+// supervisor giving up (a crash loop); then stops everything.
+func (rt *Runtime) supervise(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		rt.log.Info("stopping", "reason", context.Cause(ctx))
@@ -307,10 +368,7 @@ func (rt *Runtime) lock(ctx context.Context) (*state.Lock, error) {
 }
 
 func (rt *Runtime) stop(ctx context.Context) error {
-	rt.mu.Lock()
-	rt.state.Phase = "stopping"
-	rt.mu.Unlock()
-	rt.saveState()
+	rt.setPhase(state.PhaseStopping)
 	fmt.Fprintln(rt.opts.Out, "Stopping Second…")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.opts.StopTimeout)
 	defer cancel()

@@ -115,10 +115,10 @@ func (rt *Runtime) alreadyRunning(ctx context.Context) error {
 	for {
 		st, _ := state.Read(l.StateFile())
 		if st != nil && st.PID > 0 && procutil.Alive(st.PID) {
-			if st.Phase == "running" && webHealthy(ctx, st) {
+			if st.Phase == state.PhaseRunning && webHealthy(ctx, st) {
 				return &AlreadyRunningError{URL: st.URL, PID: st.PID}
 			}
-			if !told && st.Phase == "starting" {
+			if !told && st.Phase == state.PhaseStarting {
 				fmt.Fprintf(rt.opts.Out, "Second is already starting (pid %d); waiting for it…\n", st.PID)
 				told = true
 			}

@@ -73,20 +73,20 @@ func ReadStatus(l home.Layout) (runstatus.Status, error) {
 		return runstatus.Status{}, err
 	}
 	if st == nil {
-		return runstatus.Status{Phase: "stopped", Home: l.Root, Services: []runstatus.Service{}}, nil
+		return runstatus.Status{Phase: string(state.PhaseStopped), Home: l.Root, Services: []runstatus.Service{}}, nil
 	}
 	running := st.PID > 0 && procutil.Alive(st.PID) && state.Held(l.LockFile())
 	return fromState(st, running, time.Now()), nil
 }
 
 func fromState(st *state.State, running bool, now time.Time) runstatus.Status {
-	out := runstatus.Status{Running: running, Phase: st.Phase, Version: st.Version, Home: st.Home, Services: []runstatus.Service{}}
+	out := runstatus.Status{Running: running, Phase: string(st.Phase), Version: st.Version, Home: st.Home, Services: []runstatus.Service{}}
 	if running {
 		out.PID, out.URL = st.PID, st.URL
 		t := st.StartedAt
 		out.StartedAt = &t
-	} else if st.Phase != "failed" {
-		out.Phase = "stopped"
+	} else if st.Phase != state.PhaseFailed {
+		out.Phase = string(state.PhaseStopped)
 	}
 	for name, s := range st.Services {
 		svc := runstatus.Service{Name: name, State: s.State, Port: s.Port, Restarts: s.Restarts}

@@ -22,12 +22,25 @@ type State struct {
 	URL        string             `json:"url,omitempty"`
 	StartedAt  time.Time          `json:"startedAt"`
 	StoppedAt  *time.Time         `json:"stoppedAt,omitempty"`
-	Phase      string             `json:"phase"` // starting, running, stopping, stopped, failed
+	Phase      Phase              `json:"phase"`
 	Services   map[string]Service `json:"services"`
 	// MongoPort is remembered across runs so the replica-set config and any
 	// client that cached the address stay valid.
 	MongoPort int `json:"mongoPort,omitempty"`
 }
+
+// Phase is where a run is.
+type Phase string
+
+// A run goes starting → running → stopping → stopped; failed instead of
+// stopped when it ended with an error.
+const (
+	PhaseStarting Phase = "starting"
+	PhaseRunning  Phase = "running"
+	PhaseStopping Phase = "stopping"
+	PhaseStopped  Phase = "stopped"
+	PhaseFailed   Phase = "failed"
+)
 
 // Service is one child's last known state.
 type Service struct {
