@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/cut"
 	"github.com/second-inc/second-release/internal/release/oci"
-	"github.com/second-inc/second-release/internal/release/rehearse"
 	"github.com/second-inc/second-release/internal/release/verify"
 	"github.com/second-inc/second-release/internal/release/version"
 )
@@ -46,12 +46,12 @@ dist/publish-state.json record the progress).`,
 			bo := bf.options(g, cfg, stderr)
 			bo.Version, bo.Out = v.String(), po.Dist
 			log := bo.Log
-			o := rehearse.CutOptions{
+			o := cut.CutOptions{
 				Version: v.String(), Dist: po.Dist, Publish: po, Log: log,
 				Build: builder(bo),
 			}
 			o.Images, o.Sign, o.Verify = imageHooks(cfg, po.Dist, log)
-			st, err := rehearse.Cut(cmd.Context(), o)
+			st, err := cut.Cut(cmd.Context(), o)
 			if st != nil {
 				if eerr := g.emit(cmd.OutOrStdout(), st, st.WriteTable); eerr != nil {
 					return eerr
@@ -68,7 +68,7 @@ dist/publish-state.json record the progress).`,
 // imageHooks returns the image steps when release.yaml configures them
 // (images.repository; sign.key for sign and verify), through the image
 // pipeline's functions that `release images`, `sign` and `verify` also use.
-func imageHooks(cfg *config.Config, dist string, log *slog.Logger) (images, sign, verifyHook rehearse.Hook) {
+func imageHooks(cfg *config.Config, dist string, log *slog.Logger) (images, sign, verifyHook cut.Hook) {
 	repo := cfg.Images.Repository
 	if repo == "" {
 		return nil, nil, nil

@@ -1,6 +1,6 @@
-// Package rehearse runs whole releases: Cut (the real one, resumable) and
-// Rehearse, which builds a snapshot, publishes it with restricted access to a
-// private Verdaccio it starts, and checks the result the way a new user
+// Package rehearse runs a whole release as a trial: Rehearse builds a
+// snapshot, publishes it with restricted access to a private Verdaccio it
+// starts, and checks the result the way a new user
 // would meet it: anonymous reads refused, `npx --yes @scope/cli@V version`
 // installing the host's payload through the launcher, a second publish
 // skipping everything.

@@ -1,4 +1,7 @@
-package rehearse
+// Package cut is the real release, `release cut`: build, publish the
+// payloads then the launcher, images, signatures, verification, dist-tags,
+// recorded in dist/cut-state.json so a failed cut resumes where it stopped.
+package cut
 
 import (
 	"context"

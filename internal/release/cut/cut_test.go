@@ -1,4 +1,4 @@
-package rehearse_test
+package cut_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/cut"
 	"github.com/second-inc/second-release/internal/release/publish"
-	"github.com/second-inc/second-release/internal/release/rehearse"
 	"github.com/second-inc/second-release/internal/release/verdaccio"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
@@ -36,10 +36,10 @@ func TestCutStopsAndResumes(t *testing.T) {
 
 	dist := t.TempDir()
 	const version = "1.4.0"
-	build := fakeBuild(t, dist, "cut", version, version)
+	build := testsupport.FakeRelease(t, dist, "cut", version, version)
 	calls := map[string]int{}
 	signErr := errors.New("cosign: key password wrong")
-	o := rehearse.CutOptions{
+	o := cut.CutOptions{
 		Version: version, Dist: dist,
 		Build:   func(ctx context.Context) (*artifact.Release, error) { calls["build"]++; return build(ctx) },
 		Publish: publish.Options{Env: env, Access: "restricted", ProjectDir: home},
@@ -47,7 +47,7 @@ func TestCutStopsAndResumes(t *testing.T) {
 		Sign:    func(context.Context) error { calls["sign"]++; return signErr },
 		Verify:  func(context.Context) error { calls["verify"]++; return nil },
 	}
-	st, err := rehearse.Cut(context.Background(), o)
+	st, err := cut.Cut(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "sign") || !strings.Contains(st.Next, "release cut "+version) {
 		t.Fatalf("first cut: %v (next %q)", err, st.Next)
 	}
@@ -68,7 +68,7 @@ func TestCutStopsAndResumes(t *testing.T) {
 	}
 
 	signErr = nil
-	st, err = rehearse.Cut(context.Background(), o)
+	st, err = cut.Cut(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +94,9 @@ func TestCutStopsAndResumes(t *testing.T) {
 	// The next version: packages go in, latest stays on 1.4.0 until tags.
 	dist2 := t.TempDir()
 	o.Dist, o.Version = dist2, "1.5.0"
-	o.Build = fakeBuild(t, dist2, "cut", "1.5.0", "1.5.0")
+	o.Build = testsupport.FakeRelease(t, dist2, "cut", "1.5.0", "1.5.0")
 	o.Sign = func(context.Context) error { return errors.New("sign failed again") }
-	if _, err := rehearse.Cut(context.Background(), o); err == nil {
+	if _, err := cut.Cut(context.Background(), o); err == nil {
 		t.Fatal("cut with a failing sign passed")
 	}
 	for _, name := range []string{"@second-inc/cut-cli", st.Ledger.Packages[0].Name} {
