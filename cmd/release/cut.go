@@ -11,6 +11,7 @@ import (
 	"github.com/second-inc/second-release/internal/release/config"
 	"github.com/second-inc/second-release/internal/release/cut"
 	"github.com/second-inc/second-release/internal/release/oci"
+	"github.com/second-inc/second-release/internal/release/sign"
 	"github.com/second-inc/second-release/internal/release/verify"
 	"github.com/second-inc/second-release/internal/release/version"
 )
@@ -68,7 +69,7 @@ dist/publish-state.json record the progress).`,
 // imageHooks returns the image steps when release.yaml configures them
 // (images.repository; sign.key for sign and verify), through the image
 // pipeline's functions that `release images`, `sign` and `verify` also use.
-func imageHooks(cfg *config.Config, dist string, log *slog.Logger) (images, sign, verifyHook cut.Hook) {
+func imageHooks(cfg *config.Config, dist string, log *slog.Logger) (images, signHook, verifyHook cut.Hook) {
 	repo := cfg.Images.Repository
 	if repo == "" {
 		return nil, nil, nil
@@ -82,13 +83,13 @@ func imageHooks(cfg *config.Config, dist string, log *slog.Logger) (images, sign
 	}
 	key := cfg.Path(cfg.Sign.Key)
 	ro := verify.ReleaseOptions{Dist: dist, Prefix: repo, Log: log}
-	sign = func(ctx context.Context) error {
-		_, err := verify.SignRelease(ctx, ro, key)
+	signHook = func(ctx context.Context) error {
+		_, err := sign.Release(ctx, sign.ReleaseOptions{Dist: dist, Prefix: repo, Key: key, Log: log})
 		return err
 	}
 	verifyHook = func(ctx context.Context) error {
 		_, err := verify.VerifyRelease(ctx, ro, strings.TrimSuffix(key, filepath.Ext(key))+".pub")
 		return err
 	}
-	return images, sign, verifyHook
+	return images, signHook, verifyHook
 }

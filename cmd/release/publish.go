@@ -14,7 +14,7 @@ import (
 	"github.com/second-inc/second-release/internal/release/artifact"
 	"github.com/second-inc/second-release/internal/release/config"
 	"github.com/second-inc/second-release/internal/release/publish"
-	"github.com/second-inc/second-release/internal/release/verify"
+	"github.com/second-inc/second-release/internal/release/sign"
 )
 
 func init() { subcommands = append(subcommands, newPublishCmd) }
@@ -125,7 +125,7 @@ func signIfConfigured(ctx context.Context, cfg *config.Config, dist string, log 
 	if err != nil || len(rel.Filter(artifact.KindImage)) == 0 {
 		return nil // no images pushed yet: `release images --push` first, or `release cut`
 	}
-	_, err = verify.SignRelease(ctx, verify.ReleaseOptions{Dist: dist, Prefix: cfg.Images.Repository, Log: log}, cfg.Path(cfg.Sign.Key))
+	_, err = sign.Release(ctx, sign.ReleaseOptions{Dist: dist, Prefix: cfg.Images.Repository, Key: cfg.Path(cfg.Sign.Key), Log: log})
 	if err != nil {
 		return fmt.Errorf("sign the release's images: %w", err)
 	}

@@ -54,12 +54,12 @@ its URL and the new user's .npmrc.`,
 				o.VerdaccioBin = bin
 			}
 			if !noImages {
-				// The image half (issue 7's verify.Rehearse): build on the
+				// The image half: build on the
 				// offline dev base, push to a private OCI registry, re-push
 				// uploading nothing, sign with a fresh key, verify the pinned
 				// compose file, refuse an unsigned image.
 				o.Images = func(ctx context.Context, work string) (string, error) {
-					r, err := verify.Rehearse(ctx, verify.RehearseOptions{Config: cfg, Dist: out, WorkDir: work, Log: log})
+					r, err := verify.ImagesCheck(ctx, verify.ImagesCheckOptions{Config: cfg, Dist: out, WorkDir: work, Log: log})
 					if err != nil {
 						return "", err
 					}

@@ -3,6 +3,7 @@ package oci
 import (
 	"fmt"
 	"path/filepath"
+	"sort"
 
 	"github.com/second-inc/second-release/internal/release/artifact"
 )
@@ -43,5 +44,24 @@ func ImageRefs(prefix string, rel *artifact.Release) (map[string]string, error) 
 	if len(out) == 0 {
 		return nil, fmt.Errorf("release.json lists no images: run `release images --push PREFIX` first")
 	}
+	return out, nil
+}
+
+// ReleaseImageRefs are the pinned references of dist/release.json's images
+// at prefix, sorted: what sign and verify work on after `release images --push`.
+func ReleaseImageRefs(dist, prefix string) ([]string, error) {
+	rel, err := artifact.Read(dist)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ImageRefs(prefix, rel)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Strings(out)
 	return out, nil
 }

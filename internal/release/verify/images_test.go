@@ -65,9 +65,9 @@ func TestRehearse(t *testing.T) {
 	dist := cfg.OutDir()
 	before, _ := os.ReadFile(filepath.Join(dist, artifact.FileName))
 
-	r, err := Rehearse(context.Background(), RehearseOptions{Config: cfg, WorkDir: filepath.Join(dir, "work"), RegistryBin: bin})
+	r, err := ImagesCheck(context.Background(), ImagesCheckOptions{Config: cfg, WorkDir: filepath.Join(dir, "work"), RegistryBin: bin})
 	if err != nil {
-		t.Fatalf("Rehearse: %v (%+v)", err, r)
+		t.Fatalf("ImagesCheck: %v (%+v)", err, r)
 	}
 	if len(r.Images) != 2 || r.Signed != 6 || r.RepushBytes != 0 {
 		t.Errorf("rehearsal = %+v, want 2 images, 6 signatures, 0 re-push bytes", r)
@@ -103,9 +103,9 @@ func TestSignVerifyRelease(t *testing.T) {
 		t.Fatal("verify before signing passed")
 	}
 	t.Setenv(sign.PasswordEnv, "pw")
-	signed, err := SignRelease(ctx, o, key)
+	signed, err := sign.Release(ctx, sign.ReleaseOptions{Dist: o.Dist, Prefix: o.Prefix, Key: key})
 	if err != nil || len(signed) != 6 {
-		t.Fatalf("SignRelease: %d signed, err %v", len(signed), err)
+		t.Fatalf("sign.Release: %d signed, err %v", len(signed), err)
 	}
 	rows, err := VerifyRelease(ctx, o, pub)
 	if err != nil || len(rows) != 6 {

@@ -19,8 +19,8 @@ import (
 	"github.com/second-inc/second-release/internal/release/sign"
 )
 
-// RehearseOptions configures Rehearse.
-type RehearseOptions struct {
+// ImagesCheckOptions configures ImagesCheck.
+type ImagesCheckOptions struct {
 	Config *config.Config
 	// Dist holds release.json and the payloads (default: the config's out).
 	Dist string
@@ -30,13 +30,13 @@ type RehearseOptions struct {
 	// RegistryBin is distribution's registry ("" : .tools/bin/registry next
 	// to release.yaml, then $PATH).
 	RegistryBin string
-	// Keep leaves the registry running (Rehearsal.Registry says where).
+	// Keep leaves the registry running (ImagesReport.Registry says where).
 	Keep bool
 	Log  *slog.Logger
 }
 
-// Rehearsal is what Rehearse did.
-type Rehearsal struct {
+// ImagesReport is what ImagesCheck did.
+type ImagesReport struct {
 	Registry    string   `json:"registry"`
 	RegistryPid int      `json:"registryPid,omitempty"`
 	Images      []string `json:"images"` // pinned refs
@@ -47,18 +47,19 @@ type Rehearsal struct {
 }
 
 // Summary is one line for the rehearsal report.
-func (r *Rehearsal) Summary() string {
+func (r *ImagesReport) Summary() string {
 	return fmt.Sprintf("%d images pushed to %s, %d manifests signed and verified (compose file too), re-push uploaded %d blob bytes, unsigned image refused",
 		len(r.Images), r.Registry, r.Signed, r.RepushBytes)
 }
 
-// Rehearse runs the image half of a release offline, end to end: build both
+// ImagesCheck runs the image half of a release offline, end to end (the
+// rehearsal's images check): build both
 // images on the dev base (a rehearsal has no internet; release.yaml's pinned
 // bases are for real releases), push them to a local distribution registry,
 // push again (must upload no blob), sign every index and platform manifest
 // with a fresh key pair, render the pinned compose file and verify it, and
 // check that an unsigned image is refused. dist/release.json is not changed.
-func Rehearse(ctx context.Context, o RehearseOptions) (*Rehearsal, error) {
+func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, error) {
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -74,7 +75,7 @@ func Rehearse(ctx context.Context, o RehearseOptions) (*Rehearsal, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Rehearsal{Registry: reg.Host}
+	r := &ImagesReport{Registry: reg.Host}
 	if o.Keep {
 		r.RegistryPid = reg.Pid
 	} else {
