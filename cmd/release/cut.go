@@ -47,12 +47,12 @@ dist/publish-state.json record the progress).`,
 			bo := bf.options(g, cfg, stderr)
 			bo.Version, bo.Out = v.String(), po.Dist
 			log := bo.Log
-			o := cut.CutOptions{
+			o := cut.Options{
 				Version: v.String(), Dist: po.Dist, Publish: po, Log: log,
 				Build: builder(bo),
 			}
 			o.Images, o.Sign, o.Verify = imageHooks(cfg, po.Dist, log)
-			st, err := cut.Cut(cmd.Context(), o)
+			st, err := cut.Run(cmd.Context(), o)
 			if st != nil {
 				if eerr := g.emit(cmd.OutOrStdout(), st, st.WriteTable); eerr != nil {
 					return eerr

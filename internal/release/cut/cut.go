@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/pipeline"
 	"github.com/second-inc/second-release/internal/release/publish"
 )
 
-// CutStateFile records `release cut` progress inside dist/.
-const CutStateFile = "cut-state.json"
+// StateFile records `release cut` progress inside dist/.
+const StateFile = "cut-state.json"
 
 // Step states in the cut record.
 const (
@@ -33,38 +34,38 @@ const (
 // Hook is an optional stage (images, sign, verify); nil means not configured.
 type Hook func(ctx context.Context) error
 
-// CutOptions configure Cut.
-type CutOptions struct {
+// Options configure Run.
+type Options struct {
 	Version string
 	Dist    string
 	// Build builds Version into Dist (pipeline.Build in the CLI).
 	Build func(ctx context.Context) (*artifact.Release, error)
-	// Publish is the publish configuration (Dist and Release are set by Cut).
+	// Publish is the publish configuration (Dist and Release are set by Run).
 	Publish publish.Options
 	// Images, Sign and Verify run when set, between the packages and the tags.
 	Images, Sign, Verify Hook
 	Log                  *slog.Logger
 }
 
-// CutStep is one line of the cut record.
-type CutStep struct {
+// StepRecord is one line of the cut record.
+type StepRecord struct {
 	Name   string    `json:"name"`
 	State  string    `json:"state"`
 	Detail string    `json:"detail,omitempty"`
 	At     time.Time `json:"at,omitzero"`
 }
 
-// CutState is dist/cut-state.json.
-type CutState struct {
-	Version  string    `json:"version"`
-	Steps    []CutStep `json:"steps"`
-	Complete bool      `json:"complete"`
-	Next     string    `json:"next,omitempty"`
+// State is dist/cut-state.json.
+type State struct {
+	Version  string       `json:"version"`
+	Steps    []StepRecord `json:"steps"`
+	Complete bool         `json:"complete"`
+	Next     string       `json:"next,omitempty"`
 	// Ledger is the last publish ledger.
 	Ledger *publish.Ledger `json:"publish,omitempty"`
 }
 
-func (s *CutState) step(name string) *CutStep {
+func (s *State) step(name string) *StepRecord {
 	for i := range s.Steps {
 		if s.Steps[i].Name == name {
 			return &s.Steps[i]
@@ -73,21 +74,36 @@ func (s *CutState) step(name string) *CutStep {
 	return nil
 }
 
-// Cut runs a whole release: build, publish payloads then the launcher,
+// steps are the cut, in this order.
+var steps = []pipeline.StepOf[*cut]{
+	buildStep{},   // build the version, or reuse an intact build of it in dist
+	publishStep{}, // every payload, then the launcher; no dist-tag moves yet
+	imagesStep{},  // build and push the images (when release.yaml configures them)
+	signStep{},    // sign them (when release.yaml has a key)
+	verifyStep{},  // verify the signatures, on every run
+	tagsStep{},    // move the dist-tags, last
+}
+
+// cut is what the steps share: the options, the record they fill, and the
+// running step's detail for its line.
+type cut struct {
+	Options
+	state  *State
+	pub    publish.Options
+	detail string
+}
+
+// Run runs a whole release: build, publish payloads then the launcher,
 // images, signatures, verification, then the dist-tags. It stops at the first
 // failure with what to do next; running it again resumes: an intact build of
 // the version is reused, published packages are skipped, done image steps are
 // not repeated.
-func Cut(ctx context.Context, o CutOptions) (*CutState, error) {
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+func Run(ctx context.Context, o Options) (*State, error) {
+	st := &State{Version: o.Version}
+	for _, s := range steps {
+		st.Steps = append(st.Steps, StepRecord{Name: s.String(), State: StepPending})
 	}
-	st := &CutState{Version: o.Version}
-	for _, n := range []string{"build", "publish", "images", "sign", "verify", "tags"} {
-		st.Steps = append(st.Steps, CutStep{Name: n, State: StepPending})
-	}
-	prev := readCutState(o.Dist)
+	prev := readState(o.Dist)
 	if prev != nil && prev.Version == o.Version {
 		for _, p := range prev.Steps {
 			if s := st.step(p.Name); s != nil && p.State == StepDone {
@@ -95,118 +111,131 @@ func Cut(ctx context.Context, o CutOptions) (*CutState, error) {
 			}
 		}
 	}
-	save := func() { _ = writeCutState(o.Dist, st) }
-
-	run := func(name string, f func(context.Context) (string, error)) error {
-		s := st.step(name)
-		detail, err := f(ctx)
+	c := &cut{Options: o, state: st, pub: o.Publish}
+	c.pub.Dist = o.Dist
+	err := pipeline.RunSteps(ctx, o.Log, c, steps, func(step pipeline.StepOf[*cut], _ time.Duration, err error) {
+		s := st.step(step.String())
 		s.At = time.Now().UTC()
-		var skip skipped
+		var skip pipeline.Skip
 		switch {
 		case errors.As(err, &skip):
-			s.State, s.Detail = StepSkipped, string(skip)
-			log.Info("cut step skipped", "step", name, "reason", string(skip))
+			s.State, s.Detail = StepSkipped, skip.Reason
 		case err != nil:
 			s.State, s.Detail = StepFailed, err.Error()
-			st.Next = fmt.Sprintf("fix the %s problem above, then run `release cut %s` again: it resumes from %s", name, o.Version, CutStateFile)
-			save()
-			return fmt.Errorf("cut %s: %s: %w", o.Version, name, err)
+			st.Next = fmt.Sprintf("fix the %s problem above, then run `release cut %s` again: it resumes from %s", step, o.Version, StateFile)
 		default:
-			s.State, s.Detail = StepDone, detail
-			log.Info("cut step done", "step", name, "detail", detail)
+			s.State, s.Detail = StepDone, c.detail
 		}
-		save()
-		return nil
-	}
-
-	pub := o.Publish
-	pub.Dist = o.Dist
-	steps := []struct {
-		name string
-		f    func(context.Context) (string, error)
-	}{
-		{"build", func(ctx context.Context) (string, error) {
-			if rel, err := intactBuild(o.Dist, o.Version); err == nil {
-				return fmt.Sprintf("reused the build in %s (%d artifacts, integrities checked)", o.Dist, len(rel.Artifacts)), nil
-			}
-			if o.Build == nil {
-				return "", errors.New("no build configured")
-			}
-			rel, err := o.Build(ctx)
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("built %d artifacts", len(rel.Artifacts)), nil
-		}},
-		{"publish", func(ctx context.Context) (string, error) {
-			p := pub
-			p.NoTags = true
-			l, err := publish.Run(ctx, p)
-			st.Ledger = l
-			if err != nil {
-				return "", err
-			}
-			c := l.Counts()
-			return fmt.Sprintf("%d published, %d already there", c[publish.StatePublished], c[publish.StateSkipped]), nil
-		}},
-		{"images", hookStep(st, "images", o.Images)},
-		{"sign", hookStep(st, "sign", o.Sign)},
-		{"verify", func(ctx context.Context) (string, error) {
-			// Always re-verified: cheap, read-only, and the point of a resumed cut.
-			if o.Verify == nil {
-				return "", skipped("no images configured")
-			}
-			return "", o.Verify(ctx)
-		}},
-		{"tags", func(ctx context.Context) (string, error) {
-			// This run finds every package in; show what the publish step did.
-			before := map[string]string{}
-			if st.Ledger != nil {
-				for _, e := range st.Ledger.Packages {
-					before[e.Name] = e.State
-				}
-			}
-			l, err := publish.Run(ctx, pub)
-			if l != nil {
-				for i := range l.Packages {
-					if before[l.Packages[i].Name] == publish.StatePublished {
-						l.Packages[i].State = publish.StatePublished
-					}
-				}
-			}
-			st.Ledger = l
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("dist-tag %q -> %s", l.Tag, o.Version), nil
-		}},
-	}
-	for _, s := range steps {
-		if err := run(s.name, s.f); err != nil {
-			return st, err
-		}
+		c.detail = ""
+		_ = writeState(o.Dist, st)
+	})
+	if err != nil {
+		return st, fmt.Errorf("cut %s: %w", o.Version, err)
 	}
 	st.Complete, st.Next = true, ""
-	save()
+	_ = writeState(o.Dist, st)
 	return st, nil
 }
 
-// skipped is a step that does not apply.
-type skipped string
+type buildStep struct{}
 
-func (s skipped) Error() string { return string(s) }
+func (buildStep) String() string { return "build" }
 
-// hookStep runs an optional hook once per version: a done step is not redone.
-func hookStep(st *CutState, name string, h Hook) func(context.Context) (string, error) {
-	return func(ctx context.Context) (string, error) {
-		if h == nil {
-			return "", skipped("not configured")
-		}
-		if s := st.step(name); s.State == StepDone {
-			return s.Detail + " (earlier run)", nil
-		}
-		return "", h(ctx)
+func (buildStep) Run(ctx context.Context, c *cut) error {
+	if rel, err := intactBuild(c.Dist, c.Version); err == nil {
+		c.detail = fmt.Sprintf("reused the build in %s (%d artifacts, integrities checked)", c.Dist, len(rel.Artifacts))
+		return nil
 	}
+	if c.Build == nil {
+		return errors.New("no build configured")
+	}
+	rel, err := c.Build(ctx)
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("built %d artifacts", len(rel.Artifacts))
+	return nil
+}
+
+type publishStep struct{}
+
+func (publishStep) String() string { return "publish" }
+
+func (publishStep) Run(ctx context.Context, c *cut) error {
+	p := c.pub
+	p.NoTags = true
+	l, err := publish.Run(ctx, p)
+	c.state.Ledger = l
+	if err != nil {
+		return err
+	}
+	n := l.Counts()
+	c.detail = fmt.Sprintf("%d published, %d already there", n[publish.StatePublished], n[publish.StateSkipped])
+	return nil
+}
+
+type imagesStep struct{}
+
+func (imagesStep) String() string { return "images" }
+
+func (s imagesStep) Run(ctx context.Context, c *cut) error { return c.once(ctx, s.String(), c.Images) }
+
+type signStep struct{}
+
+func (signStep) String() string { return "sign" }
+
+func (s signStep) Run(ctx context.Context, c *cut) error { return c.once(ctx, s.String(), c.Sign) }
+
+// once runs an optional hook once per version: a done step is not redone.
+func (c *cut) once(ctx context.Context, name string, h Hook) error {
+	if h == nil {
+		return pipeline.Skip{Reason: "not configured"}
+	}
+	if s := c.state.step(name); s.State == StepDone {
+		c.detail = s.Detail + " (earlier run)"
+		return nil
+	}
+	return h(ctx)
+}
+
+type verifyStep struct{}
+
+func (verifyStep) String() string { return "verify" }
+
+func (verifyStep) Run(ctx context.Context, c *cut) error {
+	// Always re-verified: cheap, read-only, and the point of a resumed cut.
+	if c.Verify == nil {
+		return pipeline.Skip{Reason: "no images configured"}
+	}
+	return c.Verify(ctx)
+}
+
+type tagsStep struct{}
+
+func (tagsStep) String() string { return "tags" }
+
+func (tagsStep) Run(ctx context.Context, c *cut) error {
+	// This run finds every package in; show what the publish step did.
+	before := map[string]string{}
+	if c.state.Ledger != nil {
+		for _, e := range c.state.Ledger.Packages {
+			before[e.Name] = e.State
+		}
+	}
+	l, err := publish.Run(ctx, c.pub)
+	if l != nil {
+		for i := range l.Packages {
+			if before[l.Packages[i].Name] == publish.StatePublished {
+				l.Packages[i].State = publish.StatePublished
+			}
+		}
+	}
+	c.state.Ledger = l
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("dist-tag %q -> %s", l.Tag, c.Version)
+	return nil
 }
 
 // intactBuild returns dist's release when it is version and every npm
@@ -236,19 +265,19 @@ func intactBuild(dist, version string) (*artifact.Release, error) {
 	return rel, nil
 }
 
-func readCutState(dist string) *CutState {
-	b, err := os.ReadFile(filepath.Join(dist, CutStateFile))
+func readState(dist string) *State {
+	b, err := os.ReadFile(filepath.Join(dist, StateFile))
 	if err != nil {
 		return nil
 	}
-	var s CutState
+	var s State
 	if json.Unmarshal(b, &s) != nil {
 		return nil
 	}
 	return &s
 }
 
-func writeCutState(dist string, s *CutState) error {
+func writeState(dist string, s *State) error {
 	if err := os.MkdirAll(dist, 0o755); err != nil {
 		return err
 	}
@@ -256,7 +285,7 @@ func writeCutState(dist string, s *CutState) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(dist, CutStateFile)
+	p := filepath.Join(dist, StateFile)
 	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o644); err != nil {
 		return err
 	}
@@ -264,7 +293,7 @@ func writeCutState(dist string, s *CutState) error {
 }
 
 // WriteTable prints the cut's steps.
-func (s *CutState) WriteTable(w io.Writer) {
+func (s *State) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "cut %s\n", s.Version)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATE\tDETAIL")

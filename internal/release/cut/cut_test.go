@@ -39,7 +39,7 @@ func TestCutStopsAndResumes(t *testing.T) {
 	build := testsupport.FakeRelease(t, dist, "cut", version, version)
 	calls := map[string]int{}
 	signErr := errors.New("cosign: key password wrong")
-	o := cut.CutOptions{
+	o := cut.Options{
 		Version: version, Dist: dist,
 		Build:   func(ctx context.Context) (*artifact.Release, error) { calls["build"]++; return build(ctx) },
 		Publish: publish.Options{Env: env, Access: "restricted", ProjectDir: home},
@@ -47,7 +47,7 @@ func TestCutStopsAndResumes(t *testing.T) {
 		Sign:    func(context.Context) error { calls["sign"]++; return signErr },
 		Verify:  func(context.Context) error { calls["verify"]++; return nil },
 	}
-	st, err := cut.Cut(context.Background(), o)
+	st, err := cut.Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "sign") || !strings.Contains(st.Next, "release cut "+version) {
 		t.Fatalf("first cut: %v (next %q)", err, st.Next)
 	}
@@ -68,7 +68,7 @@ func TestCutStopsAndResumes(t *testing.T) {
 	}
 
 	signErr = nil
-	st, err = cut.Cut(context.Background(), o)
+	st, err = cut.Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestCutStopsAndResumes(t *testing.T) {
 	o.Dist, o.Version = dist2, "1.5.0"
 	o.Build = testsupport.FakeRelease(t, dist2, "cut", "1.5.0", "1.5.0")
 	o.Sign = func(context.Context) error { return errors.New("sign failed again") }
-	if _, err := cut.Cut(context.Background(), o); err == nil {
+	if _, err := cut.Run(context.Background(), o); err == nil {
 		t.Fatal("cut with a failing sign passed")
 	}
 	for _, name := range []string{"@second-inc/cut-cli", st.Ledger.Packages[0].Name} {

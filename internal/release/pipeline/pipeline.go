@@ -70,13 +70,17 @@ type Package struct {
 	ManifestSHA256 string
 }
 
-// Step is one stage of the build.
-type Step interface {
+// StepOf is one stage of a run over state C: the build's Context here, the
+// cut's record in package cut.
+type StepOf[C any] interface {
 	String() string
-	Run(ctx context.Context, c *Context) error
+	Run(ctx context.Context, c C) error
 }
 
-// Skip is returned by a step that does not apply; the pipeline logs it and goes on.
+// Step is one stage of the build.
+type Step = StepOf[*Context]
+
+// Skip is returned by a step that does not apply; the runner logs it and goes on.
 type Skip struct{ Reason string }
 
 func (s Skip) Error() string { return "skipped: " + s.Reason }
@@ -101,21 +105,35 @@ func Build(ctx context.Context, o Options) (*Context, error) {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &Context{Options: o, Runtimes: map[string]Runtime{}, Payloads: map[string]Package{}}
-	for _, step := range BuildSteps {
+	return c, RunSteps(ctx, o.Log, c, BuildSteps, nil)
+}
+
+// RunSteps runs steps in order on c: it logs each one, logs a Skip and goes
+// on, and stops at the first error, returned as "<step>: <error>". ended,
+// when set, is told how each step ended (nil, a Skip, or the error) and
+// how long it took.
+func RunSteps[C any](ctx context.Context, log *slog.Logger, c C, steps []StepOf[C], ended func(step StepOf[C], took time.Duration, err error)) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, step := range steps {
 		start := time.Now()
-		o.Log.Info("step", "name", step.String())
+		log.Info("step", "name", step.String())
 		err := step.Run(ctx, c)
+		if ended != nil {
+			ended(step, time.Since(start), err)
+		}
 		var skip Skip
 		switch {
 		case errors.As(err, &skip):
-			o.Log.Info("step skipped", "name", step.String(), "reason", skip.Reason)
+			log.Info("step skipped", "name", step.String(), "reason", skip.Reason)
 		case err != nil:
-			return c, fmt.Errorf("%s: %w", step, err)
+			return fmt.Errorf("%s: %w", step, err)
 		default:
-			o.Log.Info("step done", "name", step.String(), "took", time.Since(start).Round(time.Millisecond))
+			log.Info("step done", "name", step.String(), "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // Resolve decides the version, epoch and platforms without building anything
