@@ -25,6 +25,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/release/artifact"
+	"github.com/second-inc/second-release/internal/release/pipeline"
 	"github.com/second-inc/second-release/internal/release/platform"
 	"github.com/second-inc/second-release/internal/release/publish"
 	"github.com/second-inc/second-release/internal/release/verdaccio"
@@ -54,8 +55,8 @@ type Options struct {
 	Log        *slog.Logger
 }
 
-// Check is one verified property of the rehearsal.
-type Check struct {
+// Result is one check's outcome in the report.
+type Result struct {
 	Name   string        `json:"name"`
 	OK     bool          `json:"ok"`
 	Detail string        `json:"detail,omitempty"`
@@ -72,7 +73,7 @@ type Report struct {
 	WorkDir string          `json:"workDir,omitempty"`
 	Kept    bool            `json:"kept"`
 	Pid     int             `json:"registryPid,omitempty"`
-	Checks  []Check         `json:"checks"`
+	Checks  []Result        `json:"checks"`
 	Publish *publish.Ledger `json:"publish,omitempty"`
 }
 
@@ -86,12 +87,50 @@ func (r *Report) OK() bool {
 	return len(r.Checks) > 0
 }
 
+// checks are the rehearsal, in this order; each finds what the earlier ones
+// left in the rehearsal. A new check is one line here and one function; it
+// returns a pipeline.Skip when it does not apply (it is then not reported).
+var checks = []pipeline.StepOf[*rehearsal]{
+	check{"build", buildCheck},
+	check{"private registry", registryCheck},
+	check{"publish --access restricted", publishCheck},
+	check{"anonymous reads refused", anonymousCheck},
+	check{"npx as a new user", npxCheck},
+	check{"publish again skips everything", republishCheck},
+	check{"images pushed, signed, verified", imagesCheck},
+}
+
+// check is a named check: run returns a one-line detail for the report.
+type check struct {
+	name string
+	run  func(ctx context.Context, r *rehearsal) (detail string, err error)
+}
+
+func (c check) String() string { return c.name }
+
+func (c check) Run(ctx context.Context, r *rehearsal) error {
+	var err error
+	r.detail, err = c.run(ctx, r)
+	return err
+}
+
+// rehearsal is what the checks share.
+type rehearsal struct {
+	Options
+	rep    *Report
+	work   string
+	log    *slog.Logger
+	srv    *verdaccio.Server
+	rel    *artifact.Release
+	pub    publish.Options // the publisher's npm setup, for both publishes
+	detail string          // the running check's
+}
+
 // Rehearse runs the rehearsal. The report is returned even on failure; the
 // error names the first failed check.
 func Rehearse(ctx context.Context, o Options) (rep *Report, err error) {
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Scope == "" {
 		o.Scope = "@second-inc"
@@ -100,21 +139,6 @@ func Rehearse(ctx context.Context, o Options) (rep *Report, err error) {
 		o.NPXTimeout = 10 * time.Minute
 	}
 	rep = &Report{}
-	check := func(name string, f func() (string, error)) error {
-		start := time.Now()
-		log.Info("rehearsal check", "check", name)
-		detail, err := f()
-		c := Check{Name: name, OK: err == nil, Detail: detail, Took: time.Since(start).Round(time.Millisecond)}
-		if err != nil {
-			c.Detail = err.Error()
-		}
-		rep.Checks = append(rep.Checks, c)
-		if err != nil {
-			return fmt.Errorf("rehearsal: %s: %w", name, err)
-		}
-		return nil
-	}
-
 	work := o.WorkDir
 	if work == "" {
 		if work, err = os.MkdirTemp("", "second-rehearsal-"); err != nil {
@@ -124,156 +148,158 @@ func Rehearse(ctx context.Context, o Options) (rep *Report, err error) {
 		return rep, err
 	}
 	rep.WorkDir = work
-	var srv *verdaccio.Server
+	r := &rehearsal{Options: o, rep: rep, work: work, log: o.Log}
 	defer func() {
-		if o.Keep && srv != nil {
+		if o.Keep && r.srv != nil {
 			rep.Kept = true
 			return
 		}
-		if srv != nil {
-			srv.Stop()
+		if r.srv != nil {
+			r.srv.Stop()
 		}
 		if o.WorkDir == "" {
 			os.RemoveAll(work)
 		}
 		rep.WorkDir, rep.Npmrc = "", ""
 	}()
-
-	var rel *artifact.Release
-	if err := check("build", func() (string, error) {
-		var err error
-		if rel, err = o.Build(ctx); err != nil {
-			return "", err
+	err = pipeline.RunSteps(ctx, o.Log, r, checks, func(c pipeline.StepOf[*rehearsal], took time.Duration, err error) {
+		if errors.As(err, new(pipeline.Skip)) {
+			return
 		}
-		rep.Version = rel.Version
-		return fmt.Sprintf("%s: %d payloads + launcher", rel.Version, len(rel.Filter(artifact.KindPayload))), nil
-	}); err != nil {
-		return rep, err
-	}
-
-	var pubToken string
-	if err := check("private registry", func() (string, error) {
-		var err error
-		srv, err = verdaccio.Start(ctx, verdaccio.Options{Dir: filepath.Join(work, "registry"), Bin: o.VerdaccioBin, Scope: o.Scope, Log: log})
+		res := Result{Name: c.String(), OK: err == nil, Detail: r.detail, Took: took.Round(time.Millisecond)}
 		if err != nil {
-			return "", err
+			res.Detail = err.Error()
 		}
-		rep.Registry, rep.Pid = srv.URL, srv.Pid()
-		if pubToken, err = srv.AddUser(ctx, "rehearsal-publisher", secret()); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("Verdaccio at %s, %s/* readable and publishable only when authenticated", srv.URL, o.Scope), nil
-	}); err != nil {
-		return rep, err
-	}
-
-	pubDir := filepath.Join(work, "publisher")
-	pubRC := filepath.Join(pubDir, ".npmrc")
-	if err := srv.WriteNpmrc(pubRC, pubToken); err != nil {
-		return rep, err
-	}
-	pubEnv := append(cleanEnv(os.Environ()), "npm_config_userconfig="+pubRC,
-		"npm_config_cache="+filepath.Join(work, "npm-cache"), "npm_config_update_notifier=false",
-		"npm_config_fund=false", "npm_config_audit=false")
-	pubOpts := publish.Options{
-		Dist: o.Dist, Release: rel, Registry: srv.URL, Access: "restricted",
-		Env: pubEnv, ProjectDir: pubDir, NPMBin: o.NPMBin, Log: log,
-	}
-	if err := check("publish --access restricted", func() (string, error) {
-		l, err := publish.Run(ctx, pubOpts)
-		rep.Publish = l
-		if err != nil {
-			return "", err
-		}
-		if n := l.Counts()[publish.StatePublished]; n != len(l.Packages) {
-			return "", fmt.Errorf("%d of %d packages published on a fresh registry", n, len(l.Packages))
-		}
-		return fmt.Sprintf("%d packages, payloads before the launcher, tag %q", len(l.Packages), l.Tag), nil
-	}); err != nil {
-		return rep, err
-	}
-
-	if err := check("anonymous reads refused", func() (string, error) {
-		anon := &npmregistry.Client{Registry: srv.URL, Anonymous: true}
-		for _, e := range rep.Publish.Packages {
-			_, err := anon.Packument(ctx, e.Name)
-			switch npmregistry.CodeOf(err) {
-			case npmregistry.CodeAuthRequired, npmregistry.CodeForbidden:
-			case "":
-				return "", fmt.Errorf("%s is readable without credentials", e.Name)
-			default:
-				return "", fmt.Errorf("anonymous read of %s: %v", e.Name, err)
-			}
-		}
-		return fmt.Sprintf("%d packages answer 401/403 without a token", len(rep.Publish.Packages)), nil
-	}); err != nil {
-		return rep, err
-	}
-
-	launcher := rel.Filter(artifact.KindLauncher)
-	if len(launcher) != 1 {
-		return rep, errors.New("rehearsal: the release has no launcher")
-	}
-	userHome := filepath.Join(work, "new-user-home")
-	rep.Npmrc = filepath.Join(userHome, ".npmrc")
-	if err := check("npx as a new user", func() (string, error) {
-		token, err := srv.AddUser(ctx, "rehearsal-user", secret())
-		if err != nil {
-			return "", err
-		}
-		if err := srv.WriteNpmrc(rep.Npmrc, token); err != nil {
-			return "", err
-		}
-		host, err := platform.Host()
-		if err != nil {
-			return "", err
-		}
-		var payload *artifact.Artifact
-		for _, a := range rel.Filter(artifact.KindPayload) {
-			if a.Platform == host.ID {
-				payload = &a
-			}
-		}
-		if payload == nil {
-			return "", fmt.Errorf("the build has no payload for this host (%s): rehearse builds every platform of release.yaml, include %s", host.ID, host.ID)
-		}
-		rep.Launcher = launcher[0].Name
-		spec := launcher[0].Name + "@" + rel.Version
-		out, err := o.npx(ctx, userHome, spec, "version")
-		if err != nil {
-			return "", err
-		}
-		if !containsLine(out, rel.Version) {
-			return "", fmt.Errorf("`npx --yes %s version` printed %q, want %s", spec, lastLines(out, 10), rel.Version)
-		}
-		installed := filepath.Join(userHome, ".second", "cli-payloads", payload.Name+"@"+rel.Version, "node_modules", filepath.FromSlash(payload.Name), "manifest.json")
-		if _, err := os.Stat(installed); err != nil {
-			return "", fmt.Errorf("the launcher ran but %s is not installed: %w", payload.Name, err)
-		}
-		return fmt.Sprintf("npx --yes %s version installed %s and printed %s", spec, payload.Name, rel.Version), nil
-	}); err != nil {
-		return rep, err
-	}
-
-	if err := check("publish again skips everything", func() (string, error) {
-		l, err := publish.Run(ctx, pubOpts)
-		if err != nil {
-			return "", err
-		}
-		if n := l.Counts()[publish.StateSkipped]; n != len(l.Packages) {
-			return "", fmt.Errorf("second publish: %d of %d skipped", n, len(l.Packages))
-		}
-		return fmt.Sprintf("%d of %d skipped as already published", len(l.Packages), len(l.Packages)), nil
-	}); err != nil {
-		return rep, err
-	}
-
-	if o.Images != nil {
-		if err := check("images pushed, signed, verified", func() (string, error) { return o.Images(ctx, work) }); err != nil {
-			return rep, err
-		}
+		rep.Checks = append(rep.Checks, res)
+	})
+	if err != nil {
+		return rep, fmt.Errorf("rehearsal: %w", err)
 	}
 	return rep, nil
+}
+
+func buildCheck(ctx context.Context, r *rehearsal) (string, error) {
+	rel, err := r.Build(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.rel, r.rep.Version = rel, rel.Version
+	if n := len(rel.Filter(artifact.KindLauncher)); n != 1 {
+		return "", fmt.Errorf("the release has %d launchers, want 1", n)
+	}
+	return fmt.Sprintf("%s: %d payloads + launcher", rel.Version, len(rel.Filter(artifact.KindPayload))), nil
+}
+
+func registryCheck(ctx context.Context, r *rehearsal) (string, error) {
+	srv, err := verdaccio.Start(ctx, verdaccio.Options{Dir: filepath.Join(r.work, "registry"), Bin: r.VerdaccioBin, Scope: r.Scope, Log: r.log})
+	if err != nil {
+		return "", err
+	}
+	r.srv = srv
+	r.rep.Registry, r.rep.Pid = srv.URL, srv.Pid()
+	token, err := srv.AddUser(ctx, "rehearsal-publisher", secret())
+	if err != nil {
+		return "", err
+	}
+	pubDir := filepath.Join(r.work, "publisher")
+	pubRC := filepath.Join(pubDir, ".npmrc")
+	if err := srv.WriteNpmrc(pubRC, token); err != nil {
+		return "", err
+	}
+	env := append(cleanEnv(os.Environ()), "npm_config_userconfig="+pubRC,
+		"npm_config_cache="+filepath.Join(r.work, "npm-cache"), "npm_config_update_notifier=false",
+		"npm_config_fund=false", "npm_config_audit=false")
+	r.pub = publish.Options{
+		Dist: r.Dist, Release: r.rel, Registry: srv.URL, Access: "restricted",
+		Env: env, ProjectDir: pubDir, NPMBin: r.NPMBin, Log: r.log,
+	}
+	return fmt.Sprintf("Verdaccio at %s, %s/* readable and publishable only when authenticated", srv.URL, r.Scope), nil
+}
+
+func publishCheck(ctx context.Context, r *rehearsal) (string, error) {
+	l, err := publish.Run(ctx, r.pub)
+	r.rep.Publish = l
+	if err != nil {
+		return "", err
+	}
+	if n := l.Counts()[publish.StatePublished]; n != len(l.Packages) {
+		return "", fmt.Errorf("%d of %d packages published on a fresh registry", n, len(l.Packages))
+	}
+	return fmt.Sprintf("%d packages, payloads before the launcher, tag %q", len(l.Packages), l.Tag), nil
+}
+
+func anonymousCheck(ctx context.Context, r *rehearsal) (string, error) {
+	anon := &npmregistry.Client{Registry: r.srv.URL, Anonymous: true}
+	for _, e := range r.rep.Publish.Packages {
+		_, err := anon.Packument(ctx, e.Name)
+		switch npmregistry.CodeOf(err) {
+		case npmregistry.CodeAuthRequired, npmregistry.CodeForbidden:
+		case "":
+			return "", fmt.Errorf("%s is readable without credentials", e.Name)
+		default:
+			return "", fmt.Errorf("anonymous read of %s: %v", e.Name, err)
+		}
+	}
+	return fmt.Sprintf("%d packages answer 401/403 without a token", len(r.rep.Publish.Packages)), nil
+}
+
+func npxCheck(ctx context.Context, r *rehearsal) (string, error) {
+	rel := r.rel
+	launcher := rel.Filter(artifact.KindLauncher)[0]
+	userHome := filepath.Join(r.work, "new-user-home")
+	r.rep.Npmrc = filepath.Join(userHome, ".npmrc")
+	token, err := r.srv.AddUser(ctx, "rehearsal-user", secret())
+	if err != nil {
+		return "", err
+	}
+	if err := r.srv.WriteNpmrc(r.rep.Npmrc, token); err != nil {
+		return "", err
+	}
+	host, err := platform.Host()
+	if err != nil {
+		return "", err
+	}
+	var payload *artifact.Artifact
+	for _, a := range rel.Filter(artifact.KindPayload) {
+		if a.Platform == host.ID {
+			payload = &a
+		}
+	}
+	if payload == nil {
+		return "", fmt.Errorf("the build has no payload for this host (%s): rehearse builds every platform of release.yaml, include %s", host.ID, host.ID)
+	}
+	r.rep.Launcher = launcher.Name
+	spec := launcher.Name + "@" + rel.Version
+	out, err := r.npx(ctx, userHome, spec, "version")
+	if err != nil {
+		return "", err
+	}
+	if !containsLine(out, rel.Version) {
+		return "", fmt.Errorf("`npx --yes %s version` printed %q, want %s", spec, lastLines(out, 10), rel.Version)
+	}
+	installed := filepath.Join(userHome, ".second", "cli-payloads", payload.Name+"@"+rel.Version, "node_modules", filepath.FromSlash(payload.Name), "manifest.json")
+	if _, err := os.Stat(installed); err != nil {
+		return "", fmt.Errorf("the launcher ran but %s is not installed: %w", payload.Name, err)
+	}
+	return fmt.Sprintf("npx --yes %s version installed %s and printed %s", spec, payload.Name, rel.Version), nil
+}
+
+func republishCheck(ctx context.Context, r *rehearsal) (string, error) {
+	l, err := publish.Run(ctx, r.pub)
+	if err != nil {
+		return "", err
+	}
+	if n := l.Counts()[publish.StateSkipped]; n != len(l.Packages) {
+		return "", fmt.Errorf("second publish: %d of %d skipped", n, len(l.Packages))
+	}
+	return fmt.Sprintf("%d of %d skipped as already published", len(l.Packages), len(l.Packages)), nil
+}
+
+func imagesCheck(ctx context.Context, r *rehearsal) (string, error) {
+	if r.Images == nil {
+		return "", pipeline.Skip{Reason: "images not asked for"}
+	}
+	return r.Images(ctx, r.work)
 }
 
 // npx runs `npx --yes spec args...` as a new user: only HOME, PATH and the
