@@ -205,3 +205,17 @@ func TestWarnsWhenAChildListensBeyondLoopback(t *testing.T) {
 		t.Error("the supervisor log lacks the warning")
 	}
 }
+
+func TestLogsRefusesBadInput(t *testing.T) {
+	p := newPayload(t, "")
+	p.home = filepath.Join(t.TempDir(), "nonexistent")
+	if _, errOut, code := p.run(t, nil, "logs"); code == 0 || !strings.Contains(errOut, "no Second home at "+p.home) {
+		t.Errorf("logs --home <nonexistent>: exit %d, stderr %q", code, errOut)
+	}
+	if err := os.MkdirAll(p.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := p.run(t, nil, "logs", "-n", "-5"); code == 0 || !strings.Contains(errOut, "must be a positive number of lines, not -5") {
+		t.Errorf("logs -n -5: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -23,7 +23,7 @@ func LogServices() []string {
 type LogsOptions struct {
 	Layout  home.Layout
 	Service string // empty: every service
-	Lines   int    // last N lines (default 100)
+	Lines   int    // last N lines (0: default 100; negative is refused)
 	Follow  bool
 	Out     io.Writer
 	// Poll is how often a followed file is checked (default 250 ms).
@@ -33,8 +33,14 @@ type LogsOptions struct {
 // Logs prints the tail of one or every service's log and, with Follow,
 // keeps printing new lines (across rotations) until ctx ends.
 func Logs(ctx context.Context, o LogsOptions) error {
-	if o.Lines <= 0 {
+	if o.Lines < 0 {
+		return fmt.Errorf("--lines (-n) must be a positive number of lines, not %d", o.Lines)
+	}
+	if o.Lines == 0 {
 		o.Lines = 100
+	}
+	if st, err := os.Stat(o.Layout.Root); err != nil || !st.IsDir() {
+		return fmt.Errorf("no Second home at %s (nothing has run there): check --home or $SECOND_HOME", o.Layout.Root)
 	}
 	if o.Poll <= 0 {
 		o.Poll = 250 * time.Millisecond

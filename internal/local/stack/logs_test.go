@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,4 +106,24 @@ func TestOwnsPIDChecksCommandLine(t *testing.T) {
 		}
 	}
 	_ = os.Remove(marker)
+}
+
+func TestLogsRefusals(t *testing.T) {
+	l := home.Layout{Root: t.TempDir()}
+	tests := []struct {
+		name    string
+		o       LogsOptions
+		wantErr string
+	}{
+		{"negative lines", LogsOptions{Layout: l, Lines: -5}, "--lines (-n) must be a positive number of lines, not -5"},
+		{"no such home", LogsOptions{Layout: home.Layout{Root: filepath.Join(l.Root, "nonexistent")}}, "no Second home at " + filepath.Join(l.Root, "nonexistent")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Out = io.Discard
+			if err := Logs(context.Background(), tc.o); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Logs = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
 }

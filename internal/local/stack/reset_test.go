@@ -104,3 +104,36 @@ func TestPrepareHomeMarksOnlyHomesItOwns(t *testing.T) {
 		})
 	}
 }
+
+// A home an earlier version (or the user) left open is restricted again on
+// every start: dirs 0700, log files 0600.
+func TestPrepareHomeTightensPermissions(t *testing.T) {
+	l := home.Layout{Root: filepath.Join(t.TempDir(), "home")}
+	if err := prepareHome(l); err != nil {
+		t.Fatal(err)
+	}
+	logPath := l.Log(ServiceWeb)
+	if err := os.WriteFile(logPath, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{l.Root, l.LogsDir(), l.DataDir(), l.MongoData()} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(logPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareHome(l); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		want os.FileMode
+	}{{l.Root, 0o700}, {l.LogsDir(), 0o700}, {l.DataDir(), 0o700}, {l.MongoData(), 0o700}, {logPath, 0o600}} {
+		st, err := os.Stat(c.path)
+		if err != nil || st.Mode().Perm() != c.want {
+			t.Errorf("%s: mode %v (%v), want %v", c.path, st.Mode().Perm(), err, c.want)
+		}
+	}
+}

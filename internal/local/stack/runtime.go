@@ -475,6 +475,31 @@ func prepareHome(l home.Layout) error {
 			return fmt.Errorf("mark home %s: %w", l.Root, err)
 		}
 	}
+	return tightenHome(l)
+}
+
+// tightenHome restricts, on every start, what an earlier version or the
+// user may have left open: the home and its data and log dirs to the
+// owner (0700), every log file to 0600. Logs hold paths, errors and the
+// app's own output.
+func tightenHome(l home.Layout) error {
+	for _, d := range []string{l.Root, l.DataDir(), l.MongoData(), l.RedisData(), l.Workspaces(), l.LogsDir()} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("restrict %s to its owner: %w", d, err)
+		}
+	}
+	logs, err := os.ReadDir(l.LogsDir())
+	if err != nil {
+		return fmt.Errorf("read %s: %w", l.LogsDir(), err)
+	}
+	for _, e := range logs {
+		if e.Type().IsRegular() {
+			p := filepath.Join(l.LogsDir(), e.Name())
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("restrict %s to its owner: %w", p, err)
+			}
+		}
+	}
 	return nil
 }
 

@@ -524,7 +524,21 @@ func (sv *service) failure(op string, err error) *Error {
 	if terr != nil {
 		tail = "(" + terr.Error() + ")"
 	}
+	tail = fromLastStart(tail, sv.p.Name)
 	return &Error{Service: sv.p.Name, Op: op, Err: err, LogPath: sv.p.LogPath, LogTail: tail}
+}
+
+// fromLastStart drops the lines before the last run's "started" note: the
+// log also holds earlier runs, whose lines would read as this failure's
+// reason. A tail without the note is all from the last run already.
+func fromLastStart(tail, name string) string {
+	lines := strings.SplitAfter(tail, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "[second ") && strings.Contains(lines[i], "] "+name+": started ") {
+			return strings.Join(lines[i:], "")
+		}
+	}
+	return tail
 }
 
 // crashTracker counts crashes for one service: consecutive ones (for the

@@ -838,3 +838,25 @@ while :; do sleep 0.05; done`)
 		t.Errorf("the child never handled SIGTERM:\n%s", log)
 	}
 }
+
+// A failed start shows this run's output only, not lines an earlier run
+// left in the same log.
+func TestStartFailureTailIsThisRunOnly(t *testing.T) {
+	dir := t.TempDir()
+	p := shProc(dir, "web", `echo "the real reason: bad config"; exit 4`)
+	if err := os.MkdirAll(filepath.Dir(p.LogPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := "[second 2020-01-01T00:00:00Z] web: started /bin/sh (pid 1)\nold run: everything fine\n"
+	if err := os.WriteFile(p.LogPath, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := New(Options{}).Start(context.Background(), []*Process{p})
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("Start = %v, want *Error", err)
+	}
+	if strings.Contains(e.LogTail, "old run") || !strings.Contains(e.LogTail, "the real reason: bad config") {
+		t.Errorf("log tail:\n%s", e.LogTail)
+	}
+}
