@@ -14,13 +14,8 @@ import (
 )
 
 // controlStarter returns the hook that starts the local control server
-// (contract §7) inside a run. Without an updater POST /update/install
-// answers 503; runWithUpdates passes one.
-func controlStarter() func(ctx context.Context, rt *stack.Runtime) (*stack.Control, error) {
-	return controlStarterWith(nil)
-}
-
-func controlStarterWith(updater control.Updater) func(ctx context.Context, rt *stack.Runtime) (*stack.Control, error) {
+// inside a run. With a nil updater POST /update/install answers 503.
+func controlStarter(updater control.Updater) func(ctx context.Context, rt *stack.Runtime) (*stack.Control, error) {
 	var checker *updatecheck.Checker // shared by the runs of this process, with its cache
 	return func(ctx context.Context, rt *stack.Runtime) (*stack.Control, error) {
 		opts := control.Options{
@@ -93,7 +88,7 @@ func runWithUpdates(ctx context.Context, opts stack.Options, args []string) erro
 		StartArgs: updateStartArgs(args),
 		Target:    loop,
 	})
-	opts.Control = controlStarterWith(inst)
+	opts.Control = controlStarter(inst)
 	return loop.Run(ctx, func() (func(context.Context) error, func()) {
 		rt := stack.New(opts)
 		return rt.Run, rt.RequestStop

@@ -13,6 +13,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control"
+	"github.com/second-inc/second-release/internal/local/control/client"
 	"github.com/second-inc/second-release/internal/local/stack"
 	"github.com/second-inc/second-release/internal/local/update"
 	"github.com/second-inc/second-release/internal/testsupport"
@@ -71,7 +72,7 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	layout := home.Layout{Root: p.home}
 	defer func() {
 		p.run(t, nil, "stop")
-		if c, err := control.Open(layout); err == nil {
+		if c, err := client.Open(layout); err == nil {
 			if pgid, err := syscall.Getpgid(c.Info.PID); err == nil && pgid != syscall.Getpgrp() {
 				syscall.Kill(-pgid, syscall.SIGKILL)
 			}
@@ -97,11 +98,11 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rs control.ReleaseStatus
-	if err := c.ReleaseStatus(ctx, &rs); err != nil || rs.Newest != "1.1.0" || !rs.UpdateAvailable {
+	if err := c.Call(ctx, "GET", "/release/status", nil, &rs); err != nil || rs.Newest != "1.1.0" || !rs.UpdateAvailable {
 		t.Fatalf("release status on 1.0.0: %+v, %v", rs, err)
 	}
 	var st update.State
-	if err := c.InstallUpdate(ctx, "", &st); err != nil || st.To != "1.1.0" {
+	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": ""}, &st); err != nil || st.To != "1.1.0" {
 		t.Fatalf("install: %+v, %v", st, err)
 	}
 	select {
@@ -127,13 +128,13 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	// 1.1.0 here; the broken 1.2.0 fails and 1.1.0 comes back.
 	done = runHere("1.1.0")
 	c = waitRuntime(t, ctx, layout, "1.1.0", done)
-	if err := c.InstallUpdate(ctx, "1.2.0", &st); err != nil {
+	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": "1.2.0"}, &st); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var rs control.ReleaseStatus
-		if c2, err := control.Open(layout); err == nil && c2.ReleaseStatus(ctx, &rs) == nil && rs.Update != nil && !rs.Update.Running() {
+		if c2, err := client.Open(layout); err == nil && c2.Call(ctx, "GET", "/release/status", nil, &rs) == nil && rs.Update != nil && !rs.Update.Running() {
 			if rs.Update.Phase != update.PhaseRolledBack || rs.Update.Error != update.CodeNewExited || c2.Info.Version != "1.1.0" || c2.Info.PID != os.Getpid() {
 				t.Fatalf("after the broken update: %+v, control file %+v", rs.Update, c2.Info)
 			}
@@ -169,7 +170,7 @@ func waitRuntime(t *testing.T, ctx context.Context, l home.Layout, version strin
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
-		if c, err := control.Open(l); err == nil && c.Info.Version == version {
+		if c, err := client.Open(l); err == nil && c.Info.Version == version {
 			if h, err := c.Health(ctx); err == nil && h.Version == version && len(h.Services) == 4 && allReady(h) {
 				return c
 			}

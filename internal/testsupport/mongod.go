@@ -1,7 +1,6 @@
 package testsupport
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -119,9 +118,6 @@ func StartMongod(t testing.TB, o MongodOptions) *Mongod {
 // Addr is 127.0.0.1:Port.
 func (m *Mongod) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port)) }
 
-// PID of the mongod process.
-func (m *Mongod) PID() int { return m.cmd.Process.Pid }
-
 // Exited is closed once mongod has exited; ExitErr is then its status.
 func (m *Mongod) Exited() <-chan struct{} { return m.exited }
 func (m *Mongod) ExitErr() error          { <-m.exited; return m.err }
@@ -154,6 +150,3 @@ func (m *Mongod) Stop(t testing.TB) {
 		t.Errorf("mongod on %s ignored SIGTERM for 60 s:\n%s", m.Addr(), m.LogTail())
 	}
 }
-
-// String names it in messages.
-func (m *Mongod) String() string { return fmt.Sprintf("mongod %s (dbpath %s)", m.Addr(), m.DBPath) }

@@ -5,58 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
-
-// Redis is a redis-server started for one test.
-type Redis struct {
-	Addr string
-	Port int
-	Dir  string
-}
-
-// StartRedis runs the Debian redis-server (skips locally, fails in CI when
-// missing) on a free loopback port with its data in a temp dir; it is
-// stopped when the test ends.
-func StartRedis(t testing.TB) *Redis {
-	t.Helper()
-	bin := Tool(t, "redis-server")
-	dir := t.TempDir()
-	port := FreePort(t)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes")
-	log, err := os.Create(filepath.Join(dir, "redis.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		log.Close()
-	})
-	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if got, err := RedisDo(r.Addr, "PING"); err == nil && got == "PONG" {
-			return r
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("redis-server on %s not ready after 10s; log:\n%s", r.Addr, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // RedisDo sends one command over RESP and returns a simple reply: the
 // status or bulk string (nil bulk as ""), or an error for -ERR replies.

@@ -34,9 +34,6 @@ type (
 	Health = client.Health
 )
 
-// Open reads local-control.json and the token for a Client.
-func Open(l home.Layout) (*Client, error) { return client.Open(l) }
-
 // Runtime is what the server needs from the running runtime.
 type Runtime interface {
 	// Snapshot reports the runtime's phase, web URL and services.
@@ -166,9 +163,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 // URL is the server's base URL (http://127.0.0.1:<port>).
 func (s *Server) URL() string { return s.url }
-
-// Port is the listening port.
-func (s *Server) Port() int { return s.port }
 
 // Info is what local-control.json holds.
 func (s *Server) Info() Info {

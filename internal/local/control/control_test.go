@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control"
+	"github.com/second-inc/second-release/internal/local/control/client"
 	"github.com/second-inc/second-release/internal/local/runstatus"
 	"github.com/second-inc/second-release/internal/local/update"
 	"github.com/second-inc/second-release/internal/local/updatecheck"
@@ -108,7 +110,7 @@ type req struct {
 // included) is exactly what the test says.
 func (h *harness) send(t *testing.T, r req) (int, http.Header, string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(h.srv.Port()), 5*time.Second)
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(serverPort(t, h.srv)), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +144,7 @@ func (h *harness) send(t *testing.T, r req) (int, http.Header, string) {
 
 func TestSecurityRefusals(t *testing.T) {
 	h := start(t)
-	port := strconv.Itoa(h.srv.Port())
+	port := strconv.Itoa(serverPort(t, h.srv))
 	good := "127.0.0.1:" + port
 	bearer := "Bearer " + h.token
 	wrongSameLen := "Bearer " + strings.Repeat("0", len(h.token))
@@ -206,7 +208,7 @@ func TestSecurityRefusals(t *testing.T) {
 
 func TestAcceptedRequests(t *testing.T) {
 	h := start(t)
-	port := strconv.Itoa(h.srv.Port())
+	port := strconv.Itoa(serverPort(t, h.srv))
 	bearer := "Bearer " + h.token
 
 	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port} {
@@ -279,7 +281,7 @@ func TestAcceptedRequests(t *testing.T) {
 
 func TestInstallValidation(t *testing.T) {
 	h := start(t)
-	host := "127.0.0.1:" + strconv.Itoa(h.srv.Port())
+	host := "127.0.0.1:" + strconv.Itoa(serverPort(t, h.srv))
 	code, _, body := h.send(t, req{method: "POST", path: "/update/install", host: host, auth: "Bearer " + h.token, ctype: "application/json", body: `{"version":"not-semver"}`})
 	if code != 400 || !strings.Contains(body, "invalid_version") {
 		t.Errorf("bad version: %d %s", code, body)
@@ -308,7 +310,7 @@ func TestControlFileAndToken(t *testing.T) {
 	if err := json.Unmarshal(raw, &info); err != nil {
 		t.Fatal(err)
 	}
-	want := control.Info{URL: h.srv.URL(), Port: h.srv.Port(), PID: os.Getpid(), Version: "1.0.0", PackageName: "@second-inc/cli", TokenPath: h.layout.Secret(home.SecretControlToken)}
+	want := control.Info{URL: h.srv.URL(), Port: serverPort(t, h.srv), PID: os.Getpid(), Version: "1.0.0", PackageName: "@second-inc/cli", TokenPath: h.layout.Secret(home.SecretControlToken)}
 	if info != want {
 		t.Errorf("local-control.json = %+v, want %+v", info, want)
 	}
@@ -323,7 +325,7 @@ func TestControlFileAndToken(t *testing.T) {
 	}
 
 	// The client reads the file and the token and gets through.
-	c, err := control.Open(h.layout)
+	c, err := client.Open(h.layout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +375,7 @@ func TestNotReachableOffLoopback(t *testing.T) {
 				continue
 			}
 			tried++
-			addr := net.JoinHostPort(ipn.IP.String(), strconv.Itoa(h.srv.Port()))
+			addr := net.JoinHostPort(ipn.IP.String(), strconv.Itoa(serverPort(t, h.srv)))
 			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 			if err == nil {
 				c.Close()
@@ -385,4 +387,18 @@ func TestNotReachableOffLoopback(t *testing.T) {
 		t.Skip("this machine has no non-loopback address to try")
 	}
 	t.Logf("refused on %d non-loopback addresses", tried)
+}
+
+// serverPort is the port in the server's URL.
+func serverPort(t testing.TB, s *control.Server) int {
+	t.Helper()
+	u, err := url.Parse(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatalf("server URL %s has no port", s.URL())
+	}
+	return p
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control"
+	"github.com/second-inc/second-release/internal/local/control/client"
 	"github.com/second-inc/second-release/internal/local/runstatus"
 	"github.com/second-inc/second-release/internal/local/stack"
 )
@@ -47,7 +48,7 @@ func TestStatusJSONSameForServerAndCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(context.Background()) })
-	c, err := control.Open(l)
+	c, err := client.Open(l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestStatusJSONSameForServerAndCLI(t *testing.T) {
 func getStatus(t *testing.T, srv *control.Server, token string) string {
 	t.Helper()
 	h := &harness{srv: srv}
-	code, _, body := h.send(t, req{method: "GET", path: "/status", host: "127.0.0.1:" + strconv.Itoa(srv.Port()), auth: "Bearer " + token})
+	code, _, body := h.send(t, req{method: "GET", path: "/status", host: "127.0.0.1:" + strconv.Itoa(serverPort(t, srv)), auth: "Bearer " + token})
 	if code != 200 {
 		t.Fatalf("GET /status: %d %s", code, body)
 	}

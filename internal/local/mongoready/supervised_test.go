@@ -25,7 +25,7 @@ func mongoProcess(bin, dbpath, logPath string, port int) *supervise.Process {
 		Args:    []string{"--dbpath", dbpath, "--bind_ip", "127.0.0.1", "--port", strconv.Itoa(port), "--replSet", DefaultReplSet},
 		Env:     []string{"PATH=/usr/bin:/bin"},
 		LogPath: logPath,
-		Ready:   probe.TCP{Addr: Addr(port)},
+		Ready:   probe.Func(func(ctx context.Context) error { return Ping(ctx, port) }),
 		AfterReady: func(ctx context.Context) error {
 			return Ensure(ctx, Options{Port: port})
 		},

@@ -60,21 +60,6 @@ func (h HTTP) Check(ctx context.Context) error {
 	return nil
 }
 
-// TCP is ready when Addr (host:port) accepts a connection.
-type TCP struct{ Addr string }
-
-// Check dials once.
-func (p TCP) Check(ctx context.Context) error {
-	ctx, cancel := attemptCtx(ctx)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", p.Addr)
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", p.Addr, err)
-	}
-	return c.Close()
-}
-
 // Redis is ready when PING on Addr answers +PONG. While redis-server loads
 // its dataset (AOF/RDB) it answers -LOADING, which means wait; it accepts
 // connections before it can serve, so a TCP probe is not enough.

@@ -66,21 +66,6 @@ func TestHTTP(t *testing.T) {
 	}
 }
 
-func TestTCP(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := (TCP{Addr: l.Addr().String()}).Check(context.Background()); err != nil {
-		t.Errorf("listening: %v", err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
-	if err := (TCP{Addr: addr}).Check(context.Background()); err == nil {
-		t.Error("closed port reported ready")
-	}
-}
-
 func TestWait(t *testing.T) {
 	perm := errors.New("wrong password")
 	n := 0

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -87,22 +86,4 @@ func CommandLine(pid int) ([]string, error) {
 		return nil, fmt.Errorf("read command line of pid %d: %w", pid, err)
 	}
 	return args, nil
-}
-
-// RunsProgram reports whether pid is alive and runs program: its argv[0] is
-// program, or has the same base name when program is a bare name. Use it
-// before signalling a pid recorded by an earlier run, because pids are
-// reused and the pid may now belong to someone else's process.
-func RunsProgram(pid int, program string) bool {
-	if !Alive(pid) {
-		return false
-	}
-	args, err := CommandLine(pid)
-	if err != nil || len(args) == 0 {
-		return false
-	}
-	if filepath.Base(program) == program {
-		return filepath.Base(args[0]) == program
-	}
-	return args[0] == program
 }

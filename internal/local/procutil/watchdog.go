@@ -78,12 +78,3 @@ func (d *Watchdog) Disarm() error {
 		return fmt.Errorf("watchdog %d did not exit after disarm", d.cmd.Process.Pid)
 	}
 }
-
-// fire simulates the supervisor's death: close the write end without a
-// line. Tests use it.
-func (d *Watchdog) fire() error {
-	err := d.w.Close()
-	d.w = nil
-	_ = d.cmd.Wait()
-	return err
-}

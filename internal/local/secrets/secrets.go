@@ -112,19 +112,6 @@ func Ensure(opts Options) (Set, error) {
 		}}, nil
 }
 
-// Read returns one secret's file value without creating it.
-func Read(l home.Layout, file string) (string, error) {
-	b, err := os.ReadFile(l.Secret(file))
-	if err != nil {
-		return "", fmt.Errorf("read secret %s: %w", l.Secret(file), err)
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" {
-		return "", fmt.Errorf("secret file %s is empty: run `second reset` or delete it to have it recreated", l.Secret(file))
-	}
-	return v, nil
-}
-
 func ensureOne(path string, encode func([]byte) string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		if v := strings.TrimSpace(string(b)); v != "" {

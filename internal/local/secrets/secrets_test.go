@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/second-inc/second-release/internal/home"
@@ -94,11 +95,11 @@ func TestEnvOverrides(t *testing.T) {
 		}
 	}
 	// The override does not overwrite the stored secret.
-	stored, err := Read(l, home.SecretInternalAPIToken)
+	stored, err := os.ReadFile(l.Secret(home.SecretInternalAPIToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored == "from-env" {
+	if strings.TrimSpace(string(stored)) == "from-env" {
 		t.Error("env override was written to the secret file")
 	}
 }

@@ -99,7 +99,7 @@ func TestUpdateThroughNpx(t *testing.T) {
 	oldPID := c.Info.PID
 
 	var rs control.ReleaseStatus
-	if err := c.ReleaseStatus(ctx, &rs); err != nil {
+	if err := c.Call(ctx, "GET", "/release/status", nil, &rs); err != nil {
 		t.Fatal(err)
 	}
 	if rs.Newest != "1.1.0" || !rs.UpdateAvailable || rs.Error != "" || rs.Channel != "latest" {
@@ -108,7 +108,7 @@ func TestUpdateThroughNpx(t *testing.T) {
 
 	// Install the newest: empty body.
 	var st update.State
-	if err := c.InstallUpdate(ctx, "", &st); err != nil {
+	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": ""}, &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.To != "1.1.0" {
@@ -136,14 +136,14 @@ func TestUpdateThroughNpx(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid11 := c.Info.PID
-	if err := c.InstallUpdate(ctx, "1.2.0", &st); err != nil {
+	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": "1.2.0"}, &st); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		if c2, err := control.Open(layout); err == nil {
+		if c2, err := client.Open(layout); err == nil {
 			var rs control.ReleaseStatus
-			if err := c2.ReleaseStatus(ctx, &rs); err == nil && rs.Update != nil && !rs.Update.Running() {
+			if err := c2.Call(ctx, "GET", "/release/status", nil, &rs); err == nil && rs.Update != nil && !rs.Update.Running() {
 				if rs.Update.Phase != update.PhaseRolledBack || rs.Update.Error != update.CodeNewExited || rs.Update.To != "1.2.0" {
 					t.Fatalf("after a broken update: %+v", rs.Update)
 				}
@@ -168,7 +168,7 @@ func waitVersion(t *testing.T, ctx context.Context, l home.Layout, version, logP
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := control.Open(l); err == nil && c.Info.Version == version {
+		if c, err := client.Open(l); err == nil && c.Info.Version == version {
 			if h, err := c.Health(ctx); err == nil && h.OK && h.Version == version {
 				return c
 			}
@@ -203,7 +203,7 @@ func tail(path string) string {
 
 // stopAll stops whatever runtime runs in the home, then kills its group.
 func stopAll(t *testing.T, l home.Layout) {
-	c, err := control.Open(l)
+	c, err := client.Open(l)
 	if err != nil {
 		return
 	}

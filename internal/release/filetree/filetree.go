@@ -242,22 +242,6 @@ func within(root, p string) bool {
 	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
 }
 
-// Links lists the symbolic links under root (relative, slash-separated).
-func Links(root string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			rel, _ := filepath.Rel(root, p)
-			out = append(out, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	return out, err
-}
-
 // Normalize sets every file's and directory's mtime to t and modes to
 // 0755/0644, so an archive of the tree does not depend on when or by whom
 // it was built. A zero t leaves mtimes alone.

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/second-inc/second-release/internal/testsupport"
 )
 
 func build(t *testing.T, root string, files map[string]string, links map[string]string) {
@@ -63,7 +65,7 @@ func TestDereference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if l, _ := Links(root); len(l) != 0 {
+			if l, _ := testsupport.Symlinks(root); len(l) != 0 {
 				t.Errorf("links left: %v", l)
 			}
 			for p, want := range tc.check {

@@ -2,7 +2,6 @@ package natives
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -139,12 +138,6 @@ func Materialize(ctx context.Context, o Options) (map[string]manifest.Native, er
 		return nil, fmt.Errorf("natives for %s (%s): %w", o.Platform.ID, o.LockPath, err)
 	}
 	return out, nil
-}
-
-// IsCheckFailure reports whether err carries binary check violations.
-func IsCheckFailure(err error) bool {
-	var ce *binarycheck.Error
-	return errors.As(err, &ce)
 }
 
 // CheckPayload runs the full binary check (platform, libraries under the

@@ -487,7 +487,7 @@ func TestMaterializeFailsCheckWithFullList(t *testing.T) {
 	}}
 	_, err := Materialize(context.Background(), Options{LockPath: writeLock(t, l), Platform: darwinArm64(t),
 		RuntimeDir: t.TempDir(), CacheDir: t.TempDir(), Mirror: "-", Retry: fastRetry()})
-	if !IsCheckFailure(err) {
+	if !isCheckFailure(err) {
 		t.Fatalf("want a binary check failure, got %v", err)
 	}
 	for _, s := range []string{
@@ -539,7 +539,7 @@ func TestOtherFormatsLinux(t *testing.T) {
 	// The same lock with a glibc floor below the host's fails the check.
 	l.Floors.GLIBC = "2.17"
 	opts.LockPath, opts.RuntimeDir = writeLock(t, l), t.TempDir()
-	if _, err := Materialize(context.Background(), opts); !IsCheckFailure(err) || !strings.Contains(err.Error(), "newer than the floor GLIBC_2.17") {
+	if _, err := Materialize(context.Background(), opts); !isCheckFailure(err) || !strings.Contains(err.Error(), "newer than the floor GLIBC_2.17") {
 		t.Fatalf("glibc floor: %v", err)
 	}
 }
@@ -600,7 +600,7 @@ func TestCheckPayload(t *testing.T) {
 	put("dist/runtime/bin/redis-server", darwinRedis(craft.CPUARM64))
 	put("dist/runtime/bin/mongod", darwinMongod())
 	err := CheckPayload(dir, lock, darwinArm64(t))
-	if !IsCheckFailure(err) || strings.Count(err.Error(), "from the build host") != 2 {
+	if !isCheckFailure(err) || strings.Count(err.Error(), "from the build host") != 2 {
 		t.Fatalf("OpenSSL missing: %v", err)
 	}
 	put("dist/runtime/lib/libssl.3.dylib", darwinLibssl())
@@ -608,4 +608,10 @@ func TestCheckPayload(t *testing.T) {
 	if err := CheckPayload(dir, lock, darwinArm64(t)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// isCheckFailure reports whether err carries binary check violations.
+func isCheckFailure(err error) bool {
+	var ce *binarycheck.Error
+	return errors.As(err, &ce)
 }

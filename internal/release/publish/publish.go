@@ -105,7 +105,7 @@ type run struct {
 // dist/publish-state.json) says what happened to each package, even when err
 // is not nil; it is nil when the preflight refused (nothing was published).
 func Run(ctx context.Context, opts Options) (*Ledger, error) {
-	r, err := prepare(ctx, opts, true)
+	r, err := prepare(ctx, opts)
 	if err != nil {
 		// A refusal: nothing happened, so there is no ledger to show.
 		return nil, err
@@ -127,10 +127,9 @@ func Run(ctx context.Context, opts Options) (*Ledger, error) {
 	return r.ledger, nil
 }
 
-// prepare loads the release, checks flags and, when strict, the registry:
-// reachable, authenticated, no conflicting version, latest not moving back.
-// Non-strict (release plan) reports what it can and never fails on the registry.
-func prepare(ctx context.Context, opts Options, strict bool) (*run, error) {
+// prepare loads the release, checks flags and the registry: reachable,
+// authenticated, no conflicting version, latest not moving back.
+func prepare(ctx context.Context, opts Options) (*run, error) {
 	r := &run{opts: opts, log: opts.Log, infos: map[string]*npmregistry.PackageInfo{}}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -151,10 +150,10 @@ func prepare(ctx context.Context, opts Options, strict bool) (*run, error) {
 		return nil, err
 	}
 	r.ledger = r.newLedger()
-	if err := r.inspect(ctx, strict); err != nil {
+	if err := r.inspect(ctx); err != nil {
 		return r, err
 	}
-	if strict && !opts.DryRun {
+	if !opts.DryRun {
 		if err := WriteLedger(r.opts.Dist, r.ledger); err != nil {
 			return r, err
 		}
@@ -291,39 +290,38 @@ func (r *run) newLedger() *Ledger {
 	return l
 }
 
-// inspect asks the registry about every package.
-func (r *run) inspect(ctx context.Context, strict bool) error {
+// inspect asks the registry about every package and refuses to go on when
+// it is unreachable, we are not authenticated, a version exists with other
+// bytes, or latest would move back.
+func (r *run) inspect(ctx context.Context) error {
 	reg := r.args.Registry
 	if err := r.reader.Ping(ctx); err != nil {
-		if !strict {
-			r.ledger.Error = fmt.Sprintf("registry %s unreachable: %v", reg, err)
-			return nil
-		}
 		return refuse("registry %s is unreachable: %v; check --registry or the %s:registry / registry setting in your npm config", reg, err, r.scope)
 	}
 	user, err := r.reader.Whoami(ctx)
 	switch {
 	case err != nil && !refused(err):
-		if strict {
-			return refuse("ask %s who we are (GET -/whoami): %v", reg, err)
-		}
+		return refuse("ask %s who we are (GET -/whoami): %v", reg, err)
 	case err != nil || user == "":
-		if strict {
-			return refuse("not authenticated to %s: npm has no valid token for it; run `npm login --registry %s` or add %s:_authToken=<token> to ~/.npmrc", reg, reg, nerf(reg))
-		}
-		r.ledger.Error = fmt.Sprintf("not authenticated to %s", reg)
+		return refuse("not authenticated to %s: npm has no valid token for it; run `npm login --registry %s` or add %s:_authToken=<token> to ~/.npmrc", reg, reg, nerf(reg))
 	}
 	r.ledger.User = user
+	if err := r.inspectPackages(ctx); err != nil {
+		return err
+	}
+	return r.checkLatestNotBackwards()
+}
 
+// inspectPackages marks what the registry already holds: skipped (same
+// bytes), tagged, and the tag's previous version; a version held with other
+// bytes is a conflict.
+func (r *run) inspectPackages(ctx context.Context) error {
 	var conflicts []string
 	for i := range r.ledger.Packages {
 		e := &r.ledger.Packages[i]
 		info, err := r.reader.Package(ctx, e.Name)
 		if err != nil {
-			if strict {
-				return refuse("preflight: %v", err)
-			}
-			continue
+			return refuse("preflight: %v", err)
 		}
 		r.infos[e.Name] = info
 		if info == nil {
@@ -333,7 +331,7 @@ func (r *run) inspect(ctx context.Context, strict bool) error {
 			if got == e.Integrity {
 				e.State = StateSkipped
 			} else {
-				conflicts = append(conflicts, fmt.Sprintf("%s@%s is already in %s with integrity %s, but the local tarball %s has %s", e.Name, e.Version, reg, got, e.Tarball, e.Integrity))
+				conflicts = append(conflicts, fmt.Sprintf("%s@%s is already in %s with integrity %s, but the local tarball %s has %s", e.Name, e.Version, r.args.Registry, got, e.Tarball, e.Integrity))
 			}
 		}
 		if info.DistTags[r.opts.Tag] == e.Version {
@@ -344,25 +342,24 @@ func (r *run) inspect(ctx context.Context, strict bool) error {
 		}
 	}
 	if len(conflicts) > 0 {
-		msg := "integrity conflict: " + strings.Join(conflicts, "; ") + ". A published version can never change: bump the version, or rebuild the exact sources that were published"
-		if strict {
-			return refuse("%s", msg)
-		}
-		r.ledger.Error = msg
+		return refuse("integrity conflict: %s. A published version can never change: bump the version, or rebuild the exact sources that were published", strings.Join(conflicts, "; "))
 	}
-	if r.opts.Tag == "latest" && !r.opts.Force {
-		v := semver.MustParse(r.rel.Version)
-		for _, e := range r.ledger.Packages {
-			if e.PreviousTag == "" {
-				continue
-			}
-			if cur, err := semver.NewVersion(e.PreviousTag); err == nil && cur.GreaterThan(v) {
-				msg := fmt.Sprintf("%s: latest points at %s, higher than %s; publish with --tag <name> (e.g. a maintenance tag) or pass --force to move latest back", e.Name, e.PreviousTag, r.rel.Version)
-				if strict {
-					return refuse("%s", msg)
-				}
-				r.ledger.Error = msg
-			}
+	return nil
+}
+
+// checkLatestNotBackwards refuses to point latest at a lower version than it
+// has unless --force.
+func (r *run) checkLatestNotBackwards() error {
+	if r.opts.Tag != "latest" || r.opts.Force {
+		return nil
+	}
+	v := semver.MustParse(r.rel.Version)
+	for _, e := range r.ledger.Packages {
+		if e.PreviousTag == "" {
+			continue
+		}
+		if cur, err := semver.NewVersion(e.PreviousTag); err == nil && cur.GreaterThan(v) {
+			return refuse("%s: latest points at %s, higher than %s; publish with --tag <name> (e.g. a maintenance tag) or pass --force to move latest back", e.Name, e.PreviousTag, r.rel.Version)
 		}
 	}
 	return nil
@@ -518,16 +515,4 @@ func (r *run) moveTags(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// Plan reports what publish would do without failing on registry problems:
-// the ledger lists each package as planned or skipped, and Error says what
-// the registry check could not establish.
-func Plan(ctx context.Context, opts Options) (*Ledger, error) {
-	opts.DryRun = true
-	r, err := prepare(ctx, opts, false)
-	if err != nil {
-		return nil, err
-	}
-	return r.ledger, nil
 }

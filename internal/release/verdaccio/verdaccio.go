@@ -242,12 +242,6 @@ func (s *Server) Stop() {
 	})
 }
 
-// Host is the registry's host:port, as npm keys auth settings by it.
-func (s *Server) Host() string {
-	u, _ := url.Parse(s.URL)
-	return u.Host
-}
-
 // AddUser creates a user through the CouchDB user endpoint npm's adduser uses
 // and returns its bearer token.
 func (s *Server) AddUser(ctx context.Context, name, password string) (string, error) {

@@ -101,6 +101,3 @@ func Snapshot(g Git) *semver.Version {
 	v, _ := next.SetPrerelease("snapshot." + id)
 	return &v
 }
-
-// IsPrerelease reports whether v needs a non-latest dist-tag.
-func IsPrerelease(v *semver.Version) bool { return v.Prerelease() != "" }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/second-inc/second-release/internal/testsupport"
 )
 
 // fakeNext is a stand-in `next` package whose `next build` writes what the
@@ -103,7 +105,7 @@ func TestFakeBuild(t *testing.T) {
 			if _, ok := got["node_modules/stale"]; ok {
 				t.Errorf("the app's own node_modules leaked into the build")
 			}
-			if links, _ := treeLinks(out); len(links) != 0 {
+			if links, _ := testsupport.Symlinks(out); len(links) != 0 {
 				t.Errorf("links left: %v", links)
 			}
 			var pm struct{ Preview map[string]string }

@@ -145,7 +145,7 @@ func TestBuildLayout(t *testing.T) {
 		return err
 	})
 	t.Logf("built tree: %d files, %.1f MB", files, float64(size)/1e6)
-	links, err := filetree.Links(out)
+	links, err := testsupport.Symlinks(out)
 	if err != nil || len(links) != 0 {
 		t.Errorf("symbolic links left in the tree: %v (%v)", links, err)
 	}
@@ -237,8 +237,6 @@ func TestBuiltServerAnswersHealth(t *testing.T) {
 		}
 	}
 }
-
-func treeLinks(root string) ([]string, error) { return filetree.Links(root) }
 
 // Two builds of the same source from different directories at different
 // times must be byte-identical (modes and mtimes included).

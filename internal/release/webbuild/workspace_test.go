@@ -63,7 +63,7 @@ export function GET() { return Response.json({ ok: true, greeting: greeting() })
 	if _, err := os.Stat(filepath.Join(out, "apps")); !os.IsNotExist(err) {
 		t.Errorf("the app's old parent dir apps/ should not be left behind")
 	}
-	if links, _ := treeLinks(out); len(links) != 0 {
+	if links, _ := testsupport.Symlinks(out); len(links) != 0 {
 		t.Errorf("links left: %v", links)
 	}
 

@@ -6,7 +6,6 @@
 package faultproxy
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -211,17 +210,3 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) WriteHeader(code int)        { r.status = code }
 func (r *recorder) Write(b []byte) (int, error) { r.body = append(r.body, b...); return len(b), nil }
-
-// WaitHit blocks until n rule hits were recorded or ctx ends.
-func (p *Proxy) WaitHit(ctx context.Context, n int) error {
-	for {
-		if len(p.Hits()) >= n {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}

@@ -140,29 +140,3 @@ func Tarball(pkg Package) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// SetTag points dist-tag tag of name at version.
-func SetTag(ctx context.Context, registryURL, token, name, tag, version string) error {
-	esc := name
-	if i := strings.IndexByte(name, '/'); strings.HasPrefix(name, "@") && i > 0 {
-		esc = name[:i] + "%2f" + name[i+1:]
-	}
-	body, _ := json.Marshal(version)
-	u := strings.TrimSuffix(registryURL, "/") + "/-/package/" + esc + "/dist-tags/" + tag
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("npmtest: dist-tag %s %s@%s: %w", tag, name, version, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("npmtest: dist-tag %s %s@%s: HTTP %d: %s", tag, name, version, resp.StatusCode, b)
-	}
-	return nil
-}

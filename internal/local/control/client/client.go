@@ -148,24 +148,26 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 // Status calls GET /status.
 func (c *Client) Status(ctx context.Context) (*runstatus.Status, error) {
 	var s runstatus.Status
-	return &s, c.do(ctx, http.MethodGet, "/status", nil, true, &s)
-}
-
-// ReleaseStatus calls GET /release/status; into receives the JSON body.
-func (c *Client) ReleaseStatus(ctx context.Context, into any) error {
-	return c.do(ctx, http.MethodGet, "/release/status", nil, true, into)
-}
-
-// InstallUpdate calls POST /update/install; version "" means the newest.
-// into receives the install state (also on 409, through HTTPError.Body).
-func (c *Client) InstallUpdate(ctx context.Context, version string, into any) error {
-	body, _ := json.Marshal(map[string]string{"version": version})
-	return c.do(ctx, http.MethodPost, "/update/install", body, true, into)
+	return &s, c.Call(ctx, http.MethodGet, "/status", nil, &s)
 }
 
 // Stop calls POST /stop; the server answers before it stops.
 func (c *Client) Stop(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/stop", nil, true, nil)
+	return c.Call(ctx, http.MethodPost, "/stop", nil, nil)
+}
+
+// Call sends one authenticated request: body (unless nil) as JSON, the
+// answer's JSON into into. A non-2xx answer is an *HTTPError whose Body
+// still holds the answer (POST /update/install's state on 409).
+func (c *Client) Call(ctx context.Context, method, path string, body, into any) error {
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("%s %s: encode the request: %w", method, path, err)
+		}
+	}
+	return c.do(ctx, method, path, b, true, into)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, auth bool, into any) error {
