@@ -10,8 +10,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/pipeline"
 )
 
-func init() { subcommands = append(subcommands, newBuildCmd) }
-
 func newBuildCmd(g *globals) *cobra.Command {
 	var (
 		f            buildFlags

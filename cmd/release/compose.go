@@ -13,8 +13,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/oci"
 )
 
-func init() { subcommands = append(subcommands, newComposeCmd) }
-
 func newComposeCmd(g *globals) *cobra.Command {
 	var repo, file, out, distFlag string
 	cmd := &cobra.Command{

@@ -16,8 +16,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/version"
 )
 
-func init() { subcommands = append(subcommands, newCutCmd) }
-
 func newCutCmd(g *globals) *cobra.Command {
 	var (
 		f  publishFlags

@@ -13,8 +13,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/oci"
 )
 
-func init() { subcommands = append(subcommands, newImagesCmd) }
-
 type imagesFlags struct {
 	push, platforms, out string
 	web, worker, version string

@@ -26,10 +26,6 @@ type globals struct {
 	verbose    bool
 }
 
-// subcommands is filled by each command file's init, so adding a command
-// touches only its own file.
-var subcommands []func(*globals) *cobra.Command
-
 func (g *globals) loadConfig() (*config.Config, error) { return config.Load(g.configPath) }
 
 // emit prints v as JSON with --json, else calls human.
@@ -71,7 +67,11 @@ func newRoot() *cobra.Command {
 				func(w io.Writer) { fmt.Fprintln(w, buildinfo.Version) })
 		},
 	})
-	for _, sub := range subcommands {
+	// In the order a release runs them; each lives in its own file.
+	for _, sub := range []func(*globals) *cobra.Command{
+		newNativesCmd, newBuildCmd, newComposeCmd, newImagesCmd, newSignCmd, newVerifyCmd,
+		newPlanCmd, newPublishCmd, newCutCmd, newRehearseCmd,
+	} {
 		root.AddCommand(sub(g))
 	}
 	return root

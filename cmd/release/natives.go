@@ -16,8 +16,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/platform"
 )
 
-func init() { subcommands = append(subcommands, newNativesCmd) }
-
 func newNativesCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "natives",

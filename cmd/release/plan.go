@@ -9,8 +9,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/publish"
 )
 
-func init() { subcommands = append(subcommands, newPlanCmd) }
-
 func newPlanCmd(g *globals) *cobra.Command {
 	var (
 		f         publishFlags

@@ -17,8 +17,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/sign"
 )
 
-func init() { subcommands = append(subcommands, newPublishCmd) }
-
 // publishFlags are shared by publish, cut and plan.
 type publishFlags struct {
 	registry, access, tag, otp, dist string

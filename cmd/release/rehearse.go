@@ -11,8 +11,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/verify"
 )
 
-func init() { subcommands = append(subcommands, newRehearseCmd) }
-
 func newRehearseCmd(g *globals) *cobra.Command {
 	var (
 		keep, noImages bool

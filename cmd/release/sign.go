@@ -15,8 +15,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/sign"
 )
 
-func init() { subcommands = append(subcommands, newSignCmd) }
-
 func newSignCmd(g *globals) *cobra.Command {
 	var (
 		key, images, out string

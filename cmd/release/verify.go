@@ -12,8 +12,6 @@ import (
 	"github.com/second-inc/second-release/internal/release/verify"
 )
 
-func init() { subcommands = append(subcommands, newVerifyCmd) }
-
 func newVerifyCmd(g *globals) *cobra.Command {
 	var (
 		key, composeFile string

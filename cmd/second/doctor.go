@@ -10,8 +10,6 @@ import (
 	"github.com/second-inc/second-release/internal/local/stack"
 )
 
-func init() { subcommands = append(subcommands, newDoctorCmd) }
-
 // exitError carries an exit status without printing anything more.
 type exitError struct{ code int }
 

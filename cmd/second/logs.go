@@ -8,8 +8,6 @@ import (
 	"github.com/second-inc/second-release/internal/local/stack"
 )
 
-func init() { subcommands = append(subcommands, newLogsCmd) }
-
 func newLogsCmd(g *globals) *cobra.Command {
 	var (
 		follow bool

@@ -22,9 +22,6 @@ type globals struct {
 	home string
 }
 
-// subcommands is filled by each command file's init.
-var subcommands []func(*globals) *cobra.Command
-
 func newRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
@@ -44,7 +41,9 @@ func newRoot() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), buildinfo.Version)
 		},
 	})
-	for _, sub := range subcommands {
+	for _, sub := range []func(*globals) *cobra.Command{
+		newStartCmd, newStatusCmd, newLogsCmd, newStopCmd, newResetCmd, newDoctorCmd,
+	} {
 		root.AddCommand(sub(g))
 	}
 	return root

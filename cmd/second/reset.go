@@ -12,8 +12,6 @@ import (
 	"github.com/second-inc/second-release/internal/local/stack"
 )
 
-func init() { subcommands = append(subcommands, newResetCmd) }
-
 func newResetCmd(g *globals) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{

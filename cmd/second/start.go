@@ -14,8 +14,6 @@ import (
 	"github.com/second-inc/second-release/internal/manifest"
 )
 
-func init() { subcommands = append(subcommands, newStartCmd) }
-
 type startFlags struct {
 	port             int
 	noOpen           bool

@@ -9,8 +9,6 @@ import (
 	"github.com/second-inc/second-release/internal/local/stack"
 )
 
-func init() { subcommands = append(subcommands, newStatusCmd) }
-
 func newStatusCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

@@ -8,8 +8,6 @@ import (
 	"github.com/second-inc/second-release/internal/local/stack"
 )
 
-func init() { subcommands = append(subcommands, newStopCmd) }
-
 func newStopCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "stop",
