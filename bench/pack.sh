@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2 benchmark: assemble and pack a payload from already built inputs,
+# Payload benchmark: assemble and pack a payload from already built inputs,
 # against `tar czf` of the same tree, interleaved in one run.
 # Usage: bench/pack.sh [WEB_DIR]
 #   WEB_DIR: a built Next.js .next/standalone tree (copy it first if a build

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runtime benchmarks (issue 4): start-to-ready of `second` against the same
+# Runtime benchmarks: start-to-ready of `second` against the same
 # children started directly (supervisor overhead, goal <= 50 ms) and the
 # supervisor's RSS at steady state (goal <= 20 MB).
 #

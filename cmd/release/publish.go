@@ -113,8 +113,8 @@ again after any failure to finish.`,
 }
 
 // signIfConfigured signs the pushed images dist/release.json lists when
-// release.yaml sets sign.key and images.repository (contract §8: publish also
-// signs when configured). Signing again adds nothing, so reruns are safe.
+// release.yaml sets sign.key and images.repository: a configured publish
+// leaves no unsigned image behind. Signing again adds nothing, so reruns are safe.
 func signIfConfigured(ctx context.Context, cfg *config.Config, dist string, log *slog.Logger) error {
 	if cfg.Sign.Key == "" || cfg.Images.Repository == "" {
 		return nil

@@ -55,7 +55,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// payload is a payload package laid out like contract §2 in a temp dir.
+// payload is a payload package in a temp dir, laid out as the build writes
+// one: package.json, bin/second, dist/web, dist/worker, dist/runtime.
 type payload struct {
 	root, bin, webDir, home string
 }
@@ -342,7 +343,7 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 		t.Errorf("URL %q (printed %q), want %q", st.URL, r.out, want)
 	}
 
-	t.Run("environment of contract §6", func(t *testing.T) {
+	t.Run("child environments", func(t *testing.T) {
 		var web, worker map[string]string
 		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["web"]), &web)
 		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["worker"]), &worker)

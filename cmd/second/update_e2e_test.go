@@ -20,8 +20,8 @@ import (
 	"github.com/second-inc/second-release/internal/testsupport/npmtest"
 )
 
-// testLauncherJS plays the launcher (contract §3, step 5) for an already
-// installed payload: exec bin/second with the launcher's env. A release
+// testLauncherJS plays the launcher's last step for an already installed
+// payload: exec bin/second with the launcher's env. A release
 // whose package.json says "broken" fails at once.
 const testLauncherJS = `#!/usr/bin/env node
 'use strict';

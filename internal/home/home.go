@@ -1,5 +1,5 @@
 // Package home is the one place that knows the layout of the runtime's home
-// directory (~/.second by default, contract §5) and the release tool's cache.
+// directory (~/.second by default) and the release tool's cache.
 package home
 
 import (
@@ -45,7 +45,7 @@ func (l Layout) RedisConfig() string       { return filepath.Join(l.Root, "redis
 // to delete a directory it did not create.
 func (l Layout) Marker() string { return filepath.Join(l.Root, ".second-home") }
 
-// Secret file names (contract §5).
+// Secret file names under the home's secrets directory (mode 0700, files 0600).
 const (
 	SecretInternalAPIToken = "internal-api-token"
 	SecretSessionSecret    = "no-auth-session-secret"

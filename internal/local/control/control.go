@@ -1,4 +1,4 @@
-// Package control is the runtime's local control server (contract §7): a
+// Package control is the runtime's local control server: a
 // loopback HTTP API for the web app and the CLI — health, status, release
 // status, self-update and stop — safe against the requests any web page can
 // send to loopback (DNS rebinding, cross-site POSTs) and against local

@@ -41,7 +41,7 @@ func systemEnv(key string) bool {
 }
 
 // passThrough reports whether the user's variable reaches web and worker as
-// is (contract §6): their own PostHog and Sentry settings.
+// is: their own PostHog and Sentry settings.
 func passThrough(key string) bool {
 	return strings.HasPrefix(key, "SECOND_POSTHOG_") || strings.HasPrefix(key, "SECOND_SENTRY_") || key == "NEXT_PUBLIC_SENTRY_DSN"
 }
@@ -76,7 +76,8 @@ func RedisURL(port int, password string) string {
 	return "redis://" + cred + "127.0.0.1:" + strconv.Itoa(port)
 }
 
-// WebEnv is the web server's complete environment (contract §6).
+// WebEnv is the web server's complete environment; nothing else of the
+// user's environment reaches it.
 func WebEnv(in EnvInput) []string {
 	m := in.base()
 	set := map[string]string{
@@ -107,7 +108,8 @@ func WebEnv(in EnvInput) []string {
 	return render(m)
 }
 
-// WorkerEnv is the worker's complete environment (contract §6).
+// WorkerEnv is the worker's complete environment; nothing else of the
+// user's environment reaches it.
 func WorkerEnv(in EnvInput) []string {
 	m := in.base()
 	set := map[string]string{

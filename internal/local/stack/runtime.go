@@ -30,7 +30,7 @@ const (
 	ServiceSupervisor = "supervisor"
 )
 
-// Preferred ports (issue 4); a taken one falls back to any free loopback port.
+// Preferred ports; a taken one falls back to any free loopback port.
 const (
 	DefaultWebPort    = 3030
 	DefaultWorkerPort = 3001

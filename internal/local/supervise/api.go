@@ -28,7 +28,7 @@ type Process struct {
 	Dir string
 	// Env is the child's complete environment (KEY=value). Nil means an
 	// empty environment, not the supervisor's: the runtime decides exactly
-	// what each child sees (contract §6).
+	// what each child sees.
 	Env []string
 
 	// LogPath receives the child's stdout and stderr, size-rotated

@@ -1,6 +1,6 @@
 // Package payload assembles one platform payload package directory
-// (contract §2: package.json, bin/second, dist/web, dist/worker,
-// dist/runtime, manifest.json) from already built parts, refusing trees that
+// (package.json, bin/second, dist/web, dist/worker, dist/runtime,
+// manifest.json) from already built parts, refusing trees that
 // hold secrets, symbolic links or binaries for another platform.
 package payload
 

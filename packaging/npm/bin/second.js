@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// @second-inc/cli launcher (contract §3): find the payload package for this
+// @second-inc/cli launcher: find the payload package for this
 // platform, install it on first use, check its manifest.json against the
 // digest this package was released with, and run its bin/second.
 // Zero dependencies on purpose: it runs before anything else is installed.
@@ -242,7 +242,8 @@ function install({ spec, name, prefix, want, pkg, id, env, log }) {
   });
 }
 
-// findPayload picks the payload dir (contract §3 order) and verifies it.
+// findPayload picks the payload dir and verifies it: SECOND_CLI_PAYLOAD_DIR
+// when set, else the install under the home, else a fresh install.
 async function findPayload(pkg, env, log) {
   const id = platformId();
   const payloads = pkg.secondPayloads || {};

@@ -1,4 +1,4 @@
-// Launcher behaviour (contract §3) with real node processes and fake payloads.
+// Launcher behaviour with real node processes and fake payloads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -1,5 +1,6 @@
 // The non-secret part of the environment the runtime gives the web server
-// (contract §6). Tokens and secrets are read where used, never displayed.
+// (version, port, auth mode, URLs). Tokens and secrets are read where used,
+// never displayed.
 export function runtimeInfo() {
   const env = process.env;
   return {

@@ -1,4 +1,4 @@
-// Reads the environment the runtime gives the worker (contract §6).
+// Reads the environment the runtime gives the worker.
 // Missing optional values stay null; a bad PORT is an error, not a guess.
 export function loadConfig(env = process.env) {
   const port = env.PORT === undefined || env.PORT === "" ? 3001 : Number(env.PORT);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadConfig } from "../src/config.mjs";
 
-test("reads the contract §6 environment", () => {
+test("reads the environment the runtime gives the worker", () => {
   const c = loadConfig({
     PORT: "4100",
     INTERNAL_API_TOKEN: "t",
