@@ -36,6 +36,8 @@ func TestBuildRefusesBadInput(t *testing.T) {
 		{"unknown field", []string{"--config", write("unknown.yaml", "apps: {web: web, worker: worker}\nplatfroms: [linux-x64]\n"), "build", "--version", "1.2.3"}, []string{"platfroms", "unknown.yaml"}},
 		{"bad field", []string{"--config", write("scope.yaml", "scope: nope\napps: {web: web, worker: worker}\n"), "build", "--version", "1.2.3"}, []string{`field "scope"`}},
 		{"missing app dir", []string{"--config", write("noapp.yaml", "apps: {web: nowhere, worker: worker}\n"), "build", "--version", "1.2.3"}, []string{`field "apps.web"`, "nowhere", "does not exist"}},
+		{"bad --skip-natives platform", []string{"--config", good, "build", "--version", "1.2.3", "--skip-natives=linux-x64,windows-x64"}, []string{"--skip-natives", "windows-x64"}},
+		{"--natives-locks not a dir", []string{"--config", good, "build", "--version", "1.2.3", "--natives-locks", filepath.Join(dir, "nolocks")}, []string{"--natives-locks", "nolocks", "not a directory"}},
 		{"missing config", []string{"--config", filepath.Join(dir, "absent.yaml"), "build", "--snapshot"}, []string{"absent.yaml", "not found"}},
 	}
 	for _, tc := range cases {
@@ -54,5 +56,24 @@ func TestBuildRefusesBadInput(t *testing.T) {
 				t.Error("a refused build created dist/")
 			}
 		})
+	}
+}
+
+// --skip-natives (and SECOND_RELEASE_SKIP_NATIVES) mean every platform, none, or a list.
+func TestSkipNativesFor(t *testing.T) {
+	cases := []struct {
+		in   string
+		all  bool
+		want string
+	}{
+		{"", false, ""}, {"0", false, ""}, {"false", false, ""},
+		{"1", true, ""}, {"all", true, ""}, {"true", true, ""},
+		{"linux-arm64, darwin-x64", false, "linux-arm64,darwin-x64"},
+	}
+	for _, tc := range cases {
+		all, ids := skipNativesFor(tc.in)
+		if all != tc.all || strings.Join(ids, ",") != tc.want {
+			t.Errorf("skipNativesFor(%q) = %v, %q; want %v, %q", tc.in, all, ids, tc.all, tc.want)
+		}
 	}
 }

@@ -15,19 +15,39 @@ import (
 
 // buildFlags are the build flags of every command that builds (build, cut, rehearse).
 type buildFlags struct {
-	platforms   string
-	skipNatives bool
+	platforms    string
+	skipNatives  string
+	nativesLocks string
 }
 
 func (f *buildFlags) register(fl *pflag.FlagSet, platformsHelp string) {
 	fl.StringVar(&f.platforms, "platform", "", platformsHelp)
-	fl.BoolVar(&f.skipNatives, "skip-natives", os.Getenv("SECOND_RELEASE_SKIP_NATIVES") == "1",
-		"leave dist/runtime empty (no mongod/redis-server) when the pinned sources and mirror are out of reach (env SECOND_RELEASE_SKIP_NATIVES=1)")
+	fl.StringVar(&f.skipNatives, "skip-natives", os.Getenv("SECOND_RELEASE_SKIP_NATIVES"),
+		"leave dist/runtime empty (no mongod/redis-server) for all payloads, or for the listed platforms (--skip-natives=linux-arm64,darwin-x64), when their pinned sources and mirror are out of reach (env SECOND_RELEASE_SKIP_NATIVES=1 or a list)")
+	fl.Lookup("skip-natives").NoOptDefVal = "all"
+	fl.StringVar(&f.nativesLocks, "natives-locks", os.Getenv("SECOND_RELEASE_NATIVES_LOCKS"),
+		"directory of <platform>/natives.lock.json files used instead of packaging/<platform>/natives.lock.json (env SECOND_RELEASE_NATIVES_LOCKS)")
+}
+
+// skipNativesFor reads --skip-natives: every platform, none, or a list
+// (checked against the platform ids by the pipeline).
+func skipNativesFor(v string) (all bool, ids []string) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "no":
+		return false, nil
+	case "1", "true", "yes", "all":
+		return true, nil
+	}
+	for _, id := range strings.Split(v, ",") {
+		ids = append(ids, strings.TrimSpace(id))
+	}
+	return false, ids
 }
 
 // options are the pipeline options the flags give; version and output dir are the caller's.
 func (f *buildFlags) options(g *globals, cfg *config.Config, stderr io.Writer) pipeline.Options {
-	o := pipeline.Options{Config: cfg, SkipNatives: f.skipNatives, Log: g.logger(stderr)}
+	all, ids := skipNativesFor(f.skipNatives)
+	o := pipeline.Options{Config: cfg, SkipNatives: all, SkipNativesFor: ids, NativesLocks: f.nativesLocks, Log: g.logger(stderr)}
 	if f.platforms != "" {
 		o.Platforms = strings.Split(f.platforms, ",")
 	}

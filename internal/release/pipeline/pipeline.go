@@ -34,7 +34,13 @@ type Options struct {
 	// SkipNatives builds payloads with an empty dist/runtime (no mongod/redis),
 	// for machines that cannot reach the pinned sources or a mirror.
 	SkipNatives bool
-	Log         *slog.Logger
+	// SkipNativesFor does the same for the listed platform ids only.
+	SkipNativesFor []string
+	// NativesLocks is a directory of <platform>/natives.lock.json files used
+	// instead of packaging/<platform>/natives.lock.json (a stand-in mirror's
+	// locks, say); empty: the committed locks.
+	NativesLocks string
+	Log          *slog.Logger
 	// Progress receives long-running tools' output (npm, next, goreleaser); nil: quiet.
 	Progress io.Writer
 }
@@ -190,6 +196,16 @@ func (versionStep) Run(ctx context.Context, c *Context) error {
 			return fmt.Errorf("--platform: %w", err)
 		}
 		c.Platforms = append(c.Platforms, p)
+	}
+	for _, id := range c.SkipNativesFor {
+		if _, err := platform.Parse(id); err != nil {
+			return fmt.Errorf("--skip-natives: %w", err)
+		}
+	}
+	if c.NativesLocks != "" {
+		if st, err := os.Stat(c.NativesLocks); err != nil || !st.IsDir() {
+			return fmt.Errorf("--natives-locks %s: not a directory (want <dir>/<platform>/%s files)", c.NativesLocks, "natives.lock.json")
+		}
 	}
 	out := c.Out
 	if out == "" {

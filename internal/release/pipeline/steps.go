@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/second-inc/second-release/internal/home"
@@ -92,27 +93,57 @@ func (nativesStep) Run(ctx context.Context, c *Context) error {
 	if err != nil {
 		return err
 	}
+	skipped := 0
 	for _, p := range c.Platforms {
 		dir := filepath.Join(c.Stage, p.ID, "runtime")
+		skip := c.SkipNatives || slices.Contains(c.SkipNativesFor, p.ID)
+		lock := lockPath(c, p.ID)
+		if !skip && c.NativesLocks != "" {
+			if _, err := os.Stat(filepath.Join(c.NativesLocks, p.ID, natives.LockFileName)); err != nil {
+				return fmt.Errorf("--natives-locks %s has no %s/%s for %s: add it, or leave %s out (--platform) or without natives (--skip-natives=%s)",
+					c.NativesLocks, p.ID, natives.LockFileName, p.ID, p.ID, p.ID)
+			}
+		}
 		got, err := natives.Materialize(ctx, natives.Options{
-			LockPath:   filepath.Join(packagingDir(c), p.ID, natives.LockFileName),
+			LockPath:   lock,
 			Platform:   p,
 			RuntimeDir: dir,
 			CacheDir:   filepath.Join(cache, "natives"),
 			Mirror:     os.Getenv("SECOND_RELEASE_MIRROR"),
-			Skip:       c.SkipNatives,
+			Skip:       skip,
 			Progress:   c.Progress,
 			Log:        c.Log,
 		})
 		if err != nil {
-			return fmt.Errorf("%w\n(to build payloads without mongod and redis-server, pass --skip-natives)", err)
+			return fmt.Errorf("%w\n(to build payloads without mongod and redis-server, pass --skip-natives, or --skip-natives=%s for this platform only)", err, p.ID)
+		}
+		if skip {
+			skipped++
+		} else {
+			c.Log.Info("natives", "platform", p.ID, "lock", lock)
 		}
 		c.Runtimes[p.ID] = Runtime{Dir: dir, Natives: got}
 	}
-	if c.SkipNatives {
+	if skipped == len(c.Platforms) {
 		return Skip{Reason: "--skip-natives: payloads carry no mongod/redis-server (dist/runtime is empty)"}
 	}
 	return nil
+}
+
+// lockPath is the natives lock of a platform: from --natives-locks when it
+// has one (a platform built without natives may lack it), else the committed one.
+func lockPath(c *Context, id string) string {
+	if c.NativesLocks != "" {
+		if p := filepath.Join(c.NativesLocks, id, natives.LockFileName); isFile(p) {
+			return p
+		}
+	}
+	return filepath.Join(packagingDir(c), id, natives.LockFileName)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func packagingDir(c *Context) string { return c.Config.Path("packaging") }
@@ -170,7 +201,7 @@ func (payloadsStep) Run(ctx context.Context, c *Context) error {
 		}
 		// Last guard: every binary in the payload is for this platform and
 		// loads only system libraries or ones it ships (natives' rule).
-		if err := natives.CheckPayload(dir, filepath.Join(packagingDir(c), p.ID, natives.LockFileName), p); err != nil {
+		if err := natives.CheckPayload(dir, lockPath(c, p.ID), p); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if left, err := nodemods.Check(dir, p); err != nil {
