@@ -21,7 +21,7 @@ func newNativesCmd(g *globals) *cobra.Command {
 		Use:   "natives",
 		Short: "Manage the pinned mongod, redis-server and OpenSSL in packaging/<platform>/natives.lock.json",
 	}
-	cmd.AddCommand(newNativesFetchCmd(g), newNativesUpdateCmd(g), newNativesCheckCmd(g))
+	cmd.AddCommand(newNativesFetchCmd(g), newNativesUpdateCmd(g), newNativesCheckCmd(g), newNativesStandinCmd(g))
 	return cmd
 }
 

@@ -157,6 +157,12 @@ func Tarball(ctx context.Context, srcDir, outPath string, mtime time.Time) error
 // the tar and gzip Close calls and drops their errors, so w is wrapped in a
 // writer that remembers the first write error and Write reports it.
 func Write(ctx context.Context, w io.Writer, entries []Entry, mtime time.Time) error {
+	return WriteUnder(ctx, w, entries, Prefix, mtime)
+}
+
+// WriteUnder is Write with entries under prefix instead of package/ ("" for
+// none), for other gzipped tarballs that must be just as reproducible.
+func WriteUnder(ctx context.Context, w io.Writer, entries []Entry, prefix string, mtime time.Time) error {
 	// Whole seconds keep every header in USTAR/PAX without sub-second
 	// records that would differ between file systems.
 	mtime = mtime.UTC().Truncate(time.Second)
@@ -167,7 +173,7 @@ func Write(ctx context.Context, w io.Writer, entries []Entry, mtime time.Time) e
 		e := e
 		files[i] = archives.FileInfo{
 			FileInfo:      fileInfo{name: path.Base(e.Rel), size: e.Size, mode: e.Mode, mtime: mtime},
-			NameInArchive: Prefix + e.Rel,
+			NameInArchive: prefix + e.Rel,
 			Open: func() (fs.File, error) {
 				f, err := os.Open(e.Path)
 				if err != nil {
