@@ -1,6 +1,6 @@
 // Package standin synthesizes a natives mirror for tests and offline
 // rehearsals: archives shaped exactly like the upstream ones (MongoDB's
-// mongodb-linux-<arch>-ubuntu2204-<v>.tgz, Homebrew's Linux bottles of
+// mongodb-linux-<arch>-ubuntu<release>-<v>.tgz, Homebrew's Linux bottles of
 // redis and openssl@3 with Homebrew's placeholder interpreter and RUNPATH)
 // made from real binaries of this host, laid out as <dir>/sha256/<hex> (what
 // SECOND_RELEASE_MIRROR reads), plus locks pinning their digests under
@@ -139,8 +139,26 @@ func Synthesize(ctx context.Context, o Options) (*Result, error) {
 	}
 	sslV := string(m[1])
 
-	arch := archName[o.Platform.GOARCH]
-	mongoTop := fmt.Sprintf("mongodb-linux-%s-ubuntu2204-%s", arch, mongoV)
+	lock := &natives.Lock{Schema: 1, Platform: o.Platform.ID}
+	// MongoDB's folder naming, from the committed pin when there is one
+	// (mongodb-linux-x86_64-ubuntu2404-8.2.6/bin/mongod), else the ubuntu2204 build's.
+	mongoStem := fmt.Sprintf("mongodb-linux-%s-ubuntu2204", archName[o.Platform.GOARCH])
+	if o.BaseLock != "" {
+		base, err := natives.ReadLock(o.BaseLock)
+		if err != nil {
+			return nil, err
+		}
+		lock.Floors, lock.SystemLibraries = base.Floors, base.SystemLibraries
+		for _, n := range base.Natives {
+			for m := range n.Members {
+				top, _, _ := strings.Cut(m, "/")
+				if stem, ok := strings.CutSuffix(top, "-"+n.Version); ok && n.Name == "mongod" {
+					mongoStem = stem
+				}
+			}
+		}
+	}
+	mongoTop := mongoStem + "-" + mongoV
 	type member struct{ from, rel, dest, interp, runpath string }
 	archivesSpec := []struct {
 		name, version, source string
@@ -169,14 +187,6 @@ func Synthesize(ctx context.Context, o Options) (*Result, error) {
 		},
 	}
 
-	lock := &natives.Lock{Schema: 1, Platform: o.Platform.ID}
-	if o.BaseLock != "" {
-		base, err := natives.ReadLock(o.BaseLock)
-		if err != nil {
-			return nil, err
-		}
-		lock.Floors, lock.SystemLibraries = base.Floors, base.SystemLibraries
-	}
 	res := &Result{Mirror: o.Dir, LocksDir: filepath.Join(o.Dir, LocksDir)}
 	res.Sources = []string{
 		fmt.Sprintf("redis-server %s (%s)", redisV, originOr(o.RedisOrigin, o.RedisServer)),
