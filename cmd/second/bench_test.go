@@ -4,7 +4,8 @@ package main
 //   - supervisor overhead: start-to-ready of `second` minus the time the
 //     same children need when started directly in the same order (mongod and
 //     redis together, then web, then worker), goal ≤ 50 ms;
-//   - supervisor RSS at steady state, goal ≤ 20 MB.
+//   - supervisor RSS and CPU at steady state, liveness probes running,
+//     goals ≤ 20 MB and ≤ 0.5 % of one core.
 // Run with bench/runtime.sh (needs SECOND_TEST_MONGOD or mongod on PATH).
 
 import (
@@ -53,14 +54,35 @@ func BenchmarkSteadyStateRSS(b *testing.B) {
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
 	waitFor(b, out, "ready at", 90*time.Second)
+	time.Sleep(2 * time.Second) // past the start's own work
 	var max float64
+	cpu0, t0 := cpuTicks(b, cmd.Process.Pid), time.Now()
 	for b.Loop() {
-		time.Sleep(time.Second) // steady state: children ready, probes idle
+		time.Sleep(time.Second) // steady state: children ready, liveness probes every 2 s
 		if rss := rssMB(b, cmd.Process.Pid); rss > max {
 			max = rss
 		}
 	}
+	cpu := float64(cpuTicks(b, cmd.Process.Pid)-cpu0) / clockTicks / time.Since(t0).Seconds()
 	b.ReportMetric(max, "rss-MB")
+	b.ReportMetric(cpu*100, "cpu-%")
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
+const clockTicks = 100
+
+// cpuTicks is the user+system CPU time of pid, in clock ticks.
+func cpuTicks(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		b.Skipf("CPU time needs /proc (Linux): %v", err)
+	}
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// After "(comm)": state is field 3 of the whole line, utime 14, stime 15.
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return ut + st
 }
 
 func waitFor(b *testing.B, out *lockedBuf, what string, within time.Duration) {

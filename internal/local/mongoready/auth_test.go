@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,5 +145,39 @@ func TestEnsureUsersResetsAppPassword(t *testing.T) {
 	}
 	if err := Authenticate(ctx, m.Port, a.App); err != nil {
 		t.Errorf("the new app password does not work: %v", err)
+	}
+}
+
+// The liveness Pinger keeps its client across a mongod restart on the
+// same port and fails within its ctx while mongod is stopped.
+func TestPingerSurvivesRestartAndNoticesAHang(t *testing.T) {
+	m := testsupport.StartMongod(t, testsupport.MongodOptions{})
+	p := &Pinger{Port: m.Port}
+	defer p.Close()
+	check := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return p.Check(ctx)
+	}
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(m.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := check(); err == nil || time.Since(began) > 3*time.Second {
+		t.Errorf("a stopped mongod: %v after %v", err, time.Since(began))
+	}
+	syscall.Kill(m.PID(), syscall.SIGCONT)
+	m.Stop(t)
+	m2 := testsupport.StartMongod(t, testsupport.MongodOptions{DBPath: m.DBPath, Port: m.Port})
+	_ = m2
+	deadline := time.Now().Add(30 * time.Second)
+	for check() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the Pinger did not reconnect to the restarted mongod")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

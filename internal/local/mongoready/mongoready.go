@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -391,4 +392,50 @@ func Shutdown(ctx context.Context, port int, admin *Credential) error {
 		return nil
 	}
 	return fmt.Errorf("shutdown mongod on %s: %w", Addr(port), err)
+}
+
+// Pinger pings one mongod over a client it keeps, for liveness checks
+// every few seconds: a fresh client per check (Ping) costs a handshake,
+// a topology monitor and a connection each time. The client is opened on
+// the first Check and reconnects by itself after mongod restarts.
+type Pinger struct {
+	Port int
+
+	mu sync.Mutex
+	c  *mongo.Client
+}
+
+// Check pings once; ctx bounds it (a stopped mongod never answers).
+func (p *Pinger) Check(ctx context.Context) error {
+	p.mu.Lock()
+	if p.c == nil {
+		c, err := mongo.Connect(options.Client().
+			SetHosts([]string{Addr(p.Port)}).
+			SetDirect(true).
+			SetAppName("second-runtime-liveness").
+			SetMaxPoolSize(1).
+			SetHeartbeatInterval(time.Minute).
+			SetConnectTimeout(2 * time.Second))
+		if err != nil {
+			p.mu.Unlock()
+			return fmt.Errorf("connect to mongod on %s: %w", Addr(p.Port), err)
+		}
+		p.c = c
+	}
+	c := p.c
+	p.mu.Unlock()
+	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		return fmt.Errorf("ping mongod on %s: %w", Addr(p.Port), err)
+	}
+	return nil
+}
+
+// Close disconnects the kept client.
+func (p *Pinger) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.c != nil {
+		disconnect(p.c)
+		p.c = nil
+	}
 }

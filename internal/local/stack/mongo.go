@@ -84,6 +84,7 @@ func (in Infra) mongoProcess() *supervise.Process {
 	l := in.Layout
 	port := in.MongoPort
 	auth := in.MongoAuth()
+	pinger := &mongoready.Pinger{Port: port}
 	log := in.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -106,12 +107,15 @@ func (in Infra) mongoProcess() *supervise.Process {
 		ReadyTimeout: in.timeout(2 * time.Minute),
 		FatalLine:    mongoready.FatalLine,
 		Liveness: &supervise.Liveness{
-			Probe:    probe.Func(func(ctx context.Context) error { return mongoready.Ping(ctx, port) }),
+			Probe:    pinger,
 			Interval: LiveInterval, Timeout: LiveTimeout, Failures: LiveFailures, Grace: MongoGrace,
 		},
 		Stop: supervise.StopPolicy{
-			Before: func(ctx context.Context) error { return mongoready.Shutdown(ctx, port, &auth.Admin) },
-			Grace:  MongoGrace,
+			Before: func(ctx context.Context) error {
+				pinger.Close() // the service is going for good
+				return mongoready.Shutdown(ctx, port, &auth.Admin)
+			},
+			Grace: MongoGrace,
 		},
 		Port: port,
 	}
