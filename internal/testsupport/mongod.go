@@ -118,6 +118,9 @@ func StartMongod(t testing.TB, o MongodOptions) *Mongod {
 // Addr is 127.0.0.1:Port.
 func (m *Mongod) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port)) }
 
+// PID of the mongod process (tests stop it with SIGSTOP).
+func (m *Mongod) PID() int { return m.cmd.Process.Pid }
+
 // Exited is closed once mongod has exited; ExitErr is then its status.
 func (m *Mongod) Exited() <-chan struct{} { return m.exited }
 func (m *Mongod) ExitErr() error          { <-m.exited; return m.err }
