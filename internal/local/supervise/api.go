@@ -6,6 +6,7 @@ package supervise
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -38,6 +39,10 @@ type Process struct {
 	// LogKeep how many rotated files to keep (default 3).
 	LogMaxBytes int64
 	LogKeep     int
+	// Echo, if set, also receives the child's output, one line (or up to
+	// 64 KiB of a longer one) per Write; `second dev` shows it prefixed by
+	// service. Writes come from one goroutine per service.
+	Echo io.Writer
 
 	// Ready reports readiness; nil means ready as soon as the process started.
 	Ready probe.Probe

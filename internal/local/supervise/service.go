@@ -244,6 +244,9 @@ func (sv *service) copyOutput(pr *os.File, lw *logfile.Writer, r *run) {
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
 			_, _ = lw.Write(chunk)
+			if sv.p.Echo != nil {
+				_, _ = sv.p.Echo.Write(chunk)
+			}
 			if sv.p.FatalLine != nil {
 				if ferr := sv.p.FatalLine(strings.TrimRight(string(chunk), "\r\n")); ferr != nil {
 					select {

@@ -860,3 +860,32 @@ func TestStartFailureTailIsThisRunOnly(t *testing.T) {
 		t.Errorf("log tail:\n%s", e.LogTail)
 	}
 }
+
+// syncBuf is a strings.Builder safe for the copier and the test to share.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestEchoGetsOutputAsWellAsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	p := shProc(dir, "echoer", `echo first; echo second >&2; touch "$DIR/$NAME.ready"; exec sleep 300`)
+	echo := &syncBuf{}
+	p.Echo = echo
+	s := New(Options{})
+	if err := s.Start(context.Background(), []*Process{p}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	waitFor(t, "both lines echoed", 5*time.Second, func() bool { return strings.Contains(echo.String(), "second\n") })
+	if got := echo.String(); got != "first\nsecond\n" {
+		t.Errorf("echo got %q", got)
+	}
+	b, _ := os.ReadFile(p.LogPath)
+	if !strings.Contains(string(b), "first\nsecond\n") {
+		t.Errorf("log lacks the output: %q", b)
+	}
+}
