@@ -26,13 +26,8 @@ func newResetCmd(g *globals) *cobra.Command {
 			o := stack.ResetOptions{Layout: l, Out: cmd.OutOrStdout()}
 			if !yes {
 				o.Confirm = func(what []string) (bool, error) {
-					if !isTerminal(os.Stdin) {
-						return false, errors.New("reset deletes all local data and needs confirmation: run it in a terminal, or pass --yes")
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "This stops Second and permanently deletes:\n  %s\nContinue? [y/N] ", strings.Join(what, "\n  "))
-					line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-					answer := strings.ToLower(strings.TrimSpace(line))
-					return answer == "y" || answer == "yes", nil
+					return askYes(cmd, fmt.Sprintf("This stops Second and permanently deletes:\n  %s\nContinue? [y/N] ", strings.Join(what, "\n  ")),
+						"reset deletes all local data and needs confirmation: run it in a terminal, or pass --yes")
 				}
 			}
 			return stack.Reset(cmd.Context(), o)
@@ -40,4 +35,15 @@ func newResetCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return cmd
+}
+
+// askYes asks question at the terminal; without one it refuses with noTerminal.
+func askYes(cmd *cobra.Command, question, noTerminal string) (bool, error) {
+	if !isTerminal(os.Stdin) {
+		return false, errors.New(noTerminal)
+	}
+	fmt.Fprint(cmd.OutOrStdout(), question)
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes", nil
 }
