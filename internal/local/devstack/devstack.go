@@ -169,6 +169,7 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 	r.log = slog.New(slog.NewTextHandler(logw, nil))
 	r.log.Info("starting", "dev_id", s.ID, "repo", s.Repo, "pid", os.Getpid())
 
+	defer s.registry.Remove(s.ID, os.Getpid())
 	procs, err := r.prepare(ctx)
 	if err != nil {
 		return err
@@ -178,11 +179,6 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 	if err := r.startProxy(proxyCtx); err != nil {
 		return err
 	}
-	rec := Record{Info: r.info, Worktree: s.Repo, PID: os.Getpid(), StartedAt: time.Now().UTC()}
-	if err := s.registry.Put(rec); err != nil {
-		return err
-	}
-	defer s.registry.Remove(s.ID, os.Getpid())
 	if err := WriteInfo(s.InfoPath(), r.info); err != nil {
 		return err
 	}
@@ -253,19 +249,25 @@ func (r *run) prepare(ctx context.Context) (processSet, error) {
 	if r.secrets, err = secrets.Ensure(secrets.Options{Layout: r.Layout, Getenv: func(string) string { return "" }}); err != nil {
 		return processSet{}, err
 	}
-	k, kept := r.kept()
-	if err := r.choosePorts(k); err != nil {
-		return processSet{}, err
-	}
 	proxyPort, err := r.proxyPort()
 	if err != nil {
 		return processSet{}, err
 	}
-	r.info = Info{WebPort: r.ports["web"], WorkerPort: r.ports["worker"], MongoPort: r.ports["mongo"], RedisPort: r.ports["redis"],
-		DevID: r.ID, DataDir: r.Layout.Root, URL: "http://localhost:" + strconv.Itoa(r.ports["web"])}
 	proxyHost := ""
-	if proxyPort > 0 {
-		r.info.URL, proxyHost = devproxy.URL(r.ID, proxyPort), r.ID+devproxy.Suffix
+	k, kept := r.kept()
+	err = r.registry.Reserve(r.Repo, func(taken map[int]bool) (Record, error) {
+		if err := r.choosePorts(k, taken); err != nil {
+			return Record{}, err
+		}
+		r.info = Info{WebPort: r.ports["web"], WorkerPort: r.ports["worker"], MongoPort: r.ports["mongo"], RedisPort: r.ports["redis"],
+			DevID: r.ID, DataDir: r.Layout.Root, URL: "http://localhost:" + strconv.Itoa(r.ports["web"])}
+		if proxyPort > 0 {
+			r.info.URL, proxyHost = devproxy.URL(r.ID, proxyPort), r.ID+devproxy.Suffix
+		}
+		return Record{Info: r.info, Worktree: r.Repo, PID: os.Getpid(), StartedAt: time.Now().UTC()}, nil
+	})
+	if err != nil {
+		return processSet{}, err
 	}
 
 	if err := os.MkdirAll(r.Layout.Workspaces(), 0o700); err != nil {
@@ -322,7 +324,7 @@ func (r *run) checkApps() error {
 // choosePorts: MONGO_PORT, REDIS_PORT, WEB_PORT and WORKER_PORT pin a port
 // (it must be free); otherwise web and worker prefer 3000 and 3001 and
 // mongo and redis their ports of the last run, then any free port.
-func (r *run) choosePorts(k keptInfra) error {
+func (r *run) choosePorts(k keptInfra, taken map[int]bool) error {
 	prev, _ := ReadInfo(r.InfoPath())
 	var reqs []ports.Request
 	for _, q := range []struct {
@@ -358,7 +360,7 @@ func (r *run) choosePorts(k keptInfra) error {
 		free = slices.DeleteFunc(free, func(q ports.Request) bool { return q.Service == "mongo" || q.Service == "redis" })
 		pinned = slices.DeleteFunc(pinned, func(q ports.Request) bool { return q.Service == "mongo" || q.Service == "redis" })
 	}
-	p, err := ports.Choose(append(pinned, free...))
+	p, err := ports.ChooseExcept(append(pinned, free...), taken)
 	if err != nil {
 		return fmt.Errorf("choose ports: %w", err)
 	}

@@ -70,6 +70,51 @@ func (g *Registry) Put(r Record) error {
 	return nil
 }
 
+// Reserve runs choose holding the registry's lock, with the ports every
+// other live stack has (they may not listen on them yet: two stacks starting
+// at once must not both pick 3000), and records what it returns.
+func (g *Registry) Reserve(self string, choose func(taken map[int]bool) (Record, error)) error {
+	if err := os.MkdirAll(g.Dir, 0o700); err != nil {
+		return fmt.Errorf("create dev registry %s: %w", g.Dir, err)
+	}
+	lockPath := filepath.Join(g.Dir, ".lock")
+	deadline := time.Now().Add(time.Minute)
+	var lock *state.Lock
+	for {
+		l, err := state.TryLock(lockPath)
+		if err == nil {
+			lock = l
+			break
+		}
+		if !errors.Is(err, state.ErrLocked) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the dev registry lock %s is held by pid %d for over a minute", lockPath, state.Holder(lockPath))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer lock.Release()
+	recs, err := g.Running()
+	if err != nil {
+		return err
+	}
+	taken := map[int]bool{}
+	for _, r := range recs {
+		if r.Worktree == self {
+			continue // our own record from a run that was killed
+		}
+		for _, p := range []int{r.WebPort, r.WorkerPort, r.MongoPort, r.RedisPort} {
+			taken[p] = true
+		}
+	}
+	rec, err := choose(taken)
+	if err != nil {
+		return err
+	}
+	return g.Put(rec)
+}
+
 // Remove drops id's record if it still belongs to pid.
 func (g *Registry) Remove(id string, pid int) {
 	p := filepath.Join(g.Dir, id+".json")

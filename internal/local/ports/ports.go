@@ -77,9 +77,17 @@ func Any() (int, error) {
 
 // Choose picks a port for each request, never the same port twice.
 // The result maps service name to port.
-func Choose(reqs []Request) (map[string]int, error) {
+func Choose(reqs []Request) (map[string]int, error) { return ChooseExcept(reqs, nil) }
+
+// ChooseExcept is Choose that also never picks a port in taken: ports other
+// stacks have reserved but may not listen on yet. A preferred port in taken
+// falls back like a busy one; an explicit one is refused.
+func ChooseExcept(reqs []Request, taken map[int]bool) (map[string]int, error) {
 	out := make(map[string]int, len(reqs))
 	used := map[int]bool{}
+	for p := range taken {
+		used[p] = true
+	}
 	for _, r := range reqs {
 		p, err := choose(r, used)
 		if err != nil {

@@ -93,3 +93,18 @@ func TestIPv6LoopbackListenerTakesThePort(t *testing.T) {
 		t.Errorf("explicit port: %v, want %q", err, want)
 	}
 }
+
+func TestChooseExceptAvoidsReservedPorts(t *testing.T) {
+	reserved, err := Any()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ChooseExcept([]Request{{Service: "web", Preferred: reserved}}, map[int]bool{reserved: true})
+	if err != nil || got["web"] == reserved || got["web"] == 0 {
+		t.Errorf("got %v, %v; want a port other than the reserved %d", got, err, reserved)
+	}
+	_, err = ChooseExcept([]Request{{Service: "web", Preferred: reserved, Explicit: true, Flag: "WEB_PORT"}}, map[int]bool{reserved: true})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "WEB_PORT") {
+		t.Errorf("explicit reserved port: %v", err)
+	}
+}
