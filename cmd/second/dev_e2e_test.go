@@ -145,7 +145,7 @@ func tryGetVia(info devstack.Info, path string) (int, []byte, error) {
 	_, port, _ := net.SplitHostPort(u)
 	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+path, nil)
 	req.Host = u
-	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 2 * time.Minute}).Do(req)
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 6 * time.Minute}).Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s via the proxy: %w", info.URL+path, err)
 	}
@@ -228,6 +228,7 @@ func TestDevTwoWorktrees(t *testing.T) {
 			t.Errorf("%s: GET / = %d %.200s", wt, status, body)
 		}
 	}
+	t.Logf("both URLs answered (cold: first compile of /api/health and /) after %s", time.Since(began).Round(time.Millisecond))
 
 	t.Run("HMR WebSocket through the proxy", func(t *testing.T) {
 		u := strings.TrimPrefix(ifeat.URL, "http://")
@@ -341,6 +342,10 @@ func TestDevTwoWorktrees(t *testing.T) {
 		a2, _ := c.dev(t, c.main)
 		waitReady(t, a2, 5*time.Minute)
 		t.Logf("warm start: ready after %s", time.Since(began).Round(time.Millisecond))
+		if status, _ := getVia(t, im, "/"); status != 200 {
+			t.Errorf("warm start: GET / = %d", status)
+		}
+		t.Logf("warm start: URL answered after %s", time.Since(began).Round(time.Millisecond))
 		if rss := rssKB(a2.cmd.Process.Pid); rss > 0 {
 			t.Logf("RSS of second dev: %d KiB", rss)
 		}

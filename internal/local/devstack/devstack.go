@@ -246,7 +246,7 @@ func (r *run) prepare(ctx context.Context) (processSet, error) {
 	if err := r.checkApps(); err != nil {
 		return processSet{}, err
 	}
-	if r.secrets, err = secrets.Ensure(secrets.Options{Layout: r.Layout, Getenv: func(string) string { return "" }}); err != nil {
+	if r.secrets, err = secrets.Ensure(secrets.Options{Layout: r.Layout, Getenv: r.opts.Getenv}); err != nil {
 		return processSet{}, err
 	}
 	proxyPort, err := r.proxyPort()
@@ -283,7 +283,7 @@ func (r *run) prepare(ctx context.Context) (processSet, error) {
 		}
 	default:
 		infra := stack.Infra{Layout: r.Layout, Payload: natives, MongoPort: r.info.MongoPort, RedisPort: r.info.RedisPort,
-			Environ: r.opts.Environ, Log: r.log, ReadyTimeout: r.opts.ReadyTimeout}
+			Credentials: r.secrets.Databases, Environ: r.opts.Environ, Log: r.log, ReadyTimeout: r.opts.ReadyTimeout}
 		if err := infra.Prepare(); err != nil {
 			return processSet{}, err
 		}
@@ -293,14 +293,15 @@ func (r *run) prepare(ctx context.Context) (processSet, error) {
 	}
 
 	in := envInput{ID: r.ID, URL: r.info.URL, WebPort: r.info.WebPort, WorkerPort: r.info.WorkerPort,
-		Infra:   stack.EnvInput{MongoPort: r.info.MongoPort, RedisPort: r.info.RedisPort},
+		Infra: stack.EnvInput{MongoPort: r.info.MongoPort, RedisPort: r.info.RedisPort,
+			MongoPassword: r.secrets.Databases.MongoPassword, RedisPassword: r.secrets.Databases.RedisPassword},
 		Secrets: r.secrets, WorkspacesDir: r.Layout.Workspaces(), ProxyHost: proxyHost,
 		DisableTelemetry: r.opts.DisableTelemetry || stack.TelemetryDisabled(r.opts.Getenv), Environ: r.opts.Environ}
 	ps.worker, err = r.app("worker", workerEnv(in), nil, "/health", in.WorkerPort)
 	if err != nil {
 		return processSet{}, err
 	}
-	ps.web, err = r.app("web", webEnv(in), []string{"--hostname", "127.0.0.1", "--port", strconv.Itoa(in.WebPort)}, "/api/health", in.WebPort)
+	ps.web, err = r.app("web", webEnv(in), []string{"--hostname", "127.0.0.1", "--port", strconv.Itoa(in.WebPort)}, "", in.WebPort)
 	if err != nil {
 		return processSet{}, err
 	}
@@ -371,7 +372,8 @@ func (r *run) choosePorts(k keptInfra, taken map[int]bool) error {
 	return nil
 }
 
-// app describes one app running its package's dev script.
+// app describes one app running its package's dev script; health is the
+// path that answers 200 once it is ready, "" to wait for its port only.
 func (r *run) app(name string, env []string, args []string, health string, port int) (*supervise.Process, error) {
 	dir := filepath.Join(r.Repo, "apps", name)
 	script, err := devScript(dir)
@@ -379,9 +381,17 @@ func (r *run) app(name string, env []string, args []string, health string, port 
 		return nil, err
 	}
 	env = withPath(env, filepath.Join(dir, "node_modules", ".bin"), filepath.Join(r.Repo, "node_modules", ".bin"))
-	timeout := 3 * time.Minute // next dev compiles the health route on its first request
+	timeout := 3 * time.Minute
 	if r.opts.ReadyTimeout > 0 {
 		timeout = r.opts.ReadyTimeout
+	}
+	// next dev compiles a route on its first request, which can take
+	// minutes on a busy machine: it counts as ready once it listens, and
+	// the browser's first request waits for the compile. The worker
+	// answers its health route at once.
+	var ready probe.Probe = probe.TCP{Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	if health != "" {
+		ready = probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(port) + health}
 	}
 	return &supervise.Process{
 		Name: name,
@@ -393,7 +403,7 @@ func (r *run) app(name string, env []string, args []string, health string, port 
 		Env:          env,
 		LogPath:      r.Layout.Log(name),
 		Echo:         r.out.prefixed(name),
-		Ready:        probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(port) + health},
+		Ready:        ready,
 		ReadyTimeout: timeout,
 		Stop:         supervise.StopPolicy{Grace: 10 * time.Second},
 		Port:         port,

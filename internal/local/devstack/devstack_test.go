@@ -107,7 +107,7 @@ func TestInfoRoundTrip(t *testing.T) {
 
 func TestEnv(t *testing.T) {
 	in := envInput{ID: "feat-1", URL: "http://feat-1.second.localhost:1355", WebPort: 3000, WorkerPort: 3001,
-		Infra:         stack.EnvInput{MongoPort: 40000, RedisPort: 40001},
+		Infra:         stack.EnvInput{MongoPort: 40000, RedisPort: 40001, MongoPassword: "mpw", RedisPassword: "rpw"},
 		Secrets:       secrets.Set{SessionSecret: "sess", InternalAPIToken: "tok"},
 		WorkspacesDir: "/r/.second-dev/data/workspaces", ProxyHost: "feat-1.second.localhost", DisableTelemetry: true,
 		Environ: []string{"PATH=/bin", "ANTHROPIC_API_KEY=k", "SECOND_LOCAL_CLI_URL=http://old", "SECOND_DEV_ALLOWED_ORIGINS=tunnel.example.test"}}
@@ -127,10 +127,10 @@ func TestEnv(t *testing.T) {
 			t.Errorf("web %s=%q, want %q", k, web[k], want)
 		}
 	}
-	if !strings.Contains(web["MONGODB_URI"], "127.0.0.1:40000/second?") || !strings.Contains(web["MONGODB_URI"], "directConnection=true&replicaSet=rs0") {
+	if !strings.Contains(web["MONGODB_URI"], ":mpw@127.0.0.1:40000/second?") || !strings.Contains(web["MONGODB_URI"], "directConnection=true&replicaSet=rs0") {
 		t.Errorf("MONGODB_URI %q", web["MONGODB_URI"])
 	}
-	if !strings.Contains(web["REDIS_URL"], "127.0.0.1:40001") {
+	if web["REDIS_URL"] != "redis://:rpw@127.0.0.1:40001" {
 		t.Errorf("REDIS_URL %q", web["REDIS_URL"])
 	}
 	if _, ok := web["SECOND_LOCAL_CLI_URL"]; ok {

@@ -18,6 +18,7 @@ import (
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/logfile"
 	"github.com/second-inc/second-release/internal/local/procutil"
+	"github.com/second-inc/second-release/internal/local/secrets"
 	"github.com/second-inc/second-release/internal/local/stack"
 	"github.com/second-inc/second-release/internal/local/state"
 	"github.com/second-inc/second-release/internal/local/supervise"
@@ -81,7 +82,12 @@ func (s *Stack) RunInfra(ctx context.Context, mongoPort, redisPort int) error {
 	if err != nil {
 		return err
 	}
-	infra := stack.Infra{Layout: s.Layout, Payload: natives, MongoPort: mongoPort, RedisPort: redisPort, Environ: s.opts.Environ, Log: log, ReadyTimeout: s.opts.ReadyTimeout}
+	creds, err := secrets.Ensure(secrets.Options{Layout: s.Layout, Getenv: s.opts.Getenv})
+	if err != nil {
+		return err
+	}
+	infra := stack.Infra{Layout: s.Layout, Payload: natives, MongoPort: mongoPort, RedisPort: redisPort,
+		Credentials: creds.Databases, Environ: s.opts.Environ, Log: log, ReadyTimeout: s.opts.ReadyTimeout}
 	if err := infra.Prepare(); err != nil {
 		return err
 	}
