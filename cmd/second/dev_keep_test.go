@@ -49,6 +49,9 @@ process.on("SIGTERM", () => process.exit(0));
 			t.Fatal(err)
 		}
 	}
+	if _, err := exec.LookPath("git"); err == nil {
+		sh(t, c.main, "git", "init", "-q")
+	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SECOND_") {
 			c.env = append(c.env, kv)
@@ -94,7 +97,7 @@ func TestDevKeepInfraAndDown(t *testing.T) {
 	if first.URL != "http://localhost:"+strconv.Itoa(first.WebPort) {
 		t.Errorf("SECOND_DEV_PORTLESS=0: url %s", first.URL)
 	}
-	if !strings.Contains(a.out.String(), ".gitignore") {
+	if _, err := exec.LookPath("git"); err == nil && !strings.Contains(a.out.String(), "add these lines to "+filepath.Join(c.main, ".gitignore")) {
 		t.Errorf("no .gitignore advice outside git-ignored files:\n%s", a.out)
 	}
 	stopDev(t, a)
@@ -128,7 +131,7 @@ func TestDevKeepInfraAndDown(t *testing.T) {
 
 	// Without --yes and without a terminal, --volumes refuses.
 	down = exec.Command(builtSecond, "dev", "down", "--volumes", "--home", c.home)
-	down.Dir, down.Env = c.main, c.env
+	down.Dir, down.Env, down.Stdin = c.main, c.env, strings.NewReader("y\n")
 	if out, err := down.CombinedOutput(); err == nil || !strings.Contains(string(out), "needs confirmation") {
 		t.Errorf("dev down --volumes without a terminal: %v\n%s", err, out)
 	}

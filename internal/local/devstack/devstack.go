@@ -196,7 +196,11 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("start: %w", err)
 	}
 	r.log.Info("ready", "after", time.Since(began))
-	r.out.Printf("ready at %s (after %s; web also at http://localhost:%d)", r.info.URL, time.Since(began).Round(100*time.Millisecond), r.info.WebPort)
+	also := ""
+	if direct := "http://localhost:" + strconv.Itoa(r.info.WebPort); direct != r.info.URL {
+		also = "; also " + direct
+	}
+	r.out.Printf("ready at %s (after %s%s)", r.info.URL, time.Since(began).Round(100*time.Millisecond), also)
 
 	select {
 	case <-ctx.Done():
