@@ -10,8 +10,6 @@ import (
 	"github.com/second-inc/second-release/internal/local/devstack"
 )
 
-func init() { subcommands = append(subcommands, newDevCmd) }
-
 type devFlags struct {
 	repo             string
 	disableTelemetry bool

@@ -42,7 +42,7 @@ func newRoot() *cobra.Command {
 		},
 	})
 	for _, sub := range []func(*globals) *cobra.Command{
-		newStartCmd, newStatusCmd, newLogsCmd, newStopCmd, newResetCmd, newDoctorCmd,
+		newStartCmd, newStatusCmd, newLogsCmd, newStopCmd, newResetCmd, newDoctorCmd, newDevCmd,
 	} {
 		root.AddCommand(sub(g))
 	}

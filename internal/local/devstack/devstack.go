@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -393,7 +394,14 @@ func (r *run) app(name string, env []string, args []string, health string, port 
 	// minutes on a busy machine: it counts as ready once it listens, and
 	// the browser's first request waits for the compile. The worker
 	// answers its health route at once.
-	var ready probe.Probe = probe.TCP{Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var ready probe.Probe = probe.Func(func(ctx context.Context) error {
+		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	})
 	if health != "" {
 		ready = probe.HTTP{URL: "http://127.0.0.1:" + strconv.Itoa(port) + health}
 	}
