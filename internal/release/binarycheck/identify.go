@@ -5,6 +5,7 @@ import (
 	"debug/macho"
 	"debug/pe"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -16,15 +17,64 @@ type Binary struct {
 	Format string   // elf, macho, pe
 	GOOS   string   // linux, freebsd, darwin, windows
 	Arches []string // GOARCH names; a universal Mach-O has several
+	// Libc is the C library an ELF file links against (Glibc or Musl; ""
+	// when it names neither, e.g. static or libc-free).
+	Libc string
 }
 
+// C libraries of Linux binaries, as npm's "libc" field names them.
+const (
+	Glibc = "glibc"
+	Musl  = "musl"
+)
+
 func (b Binary) String() string {
-	return fmt.Sprintf("%s %s/%s", b.Format, b.GOOS, strings.Join(b.Arches, "+"))
+	s := fmt.Sprintf("%s %s/%s", b.Format, b.GOOS, strings.Join(b.Arches, "+"))
+	if b.Libc != "" {
+		s += " (" + b.Libc + ")"
+	}
+	return s
 }
 
 // Runs reports whether the binary can run (or be loaded) on target.
 func (b Binary) Runs(target platform.Platform) bool {
 	return b.GOOS == target.GOOS && slices.Contains(b.Arches, target.GOARCH)
+}
+
+// RunsWith is Runs on a Linux target whose C library is libc: a glibc
+// addon does not load under musl's loader, nor the reverse.
+func (b Binary) RunsWith(target platform.Platform, libc string) bool {
+	return b.Runs(target) && (target.GOOS != "linux" || b.Libc == "" || b.Libc == libc)
+}
+
+// elfLibc tells glibc from musl by the loader a program asks for and the
+// libc soname a shared object needs (libc.so.6 vs libc.musl-<arch>.so.1).
+func elfLibc(f *elf.File) string {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(p.Open(), 256))
+		if err != nil {
+			break
+		}
+		switch interp := string(b); {
+		case strings.Contains(interp, "ld-musl-"):
+			return Musl
+		case strings.Contains(interp, "ld-linux"):
+			return Glibc
+		}
+	}
+	libs, _ := f.ImportedLibraries()
+	for _, l := range libs {
+		switch {
+		case strings.HasPrefix(l, "libc.musl-"):
+			return Musl
+		case l == "libc.so.6":
+			return Glibc
+		}
+	}
+	return ""
 }
 
 // Identify says what the file at path is built for; ok is false for anything
@@ -47,7 +97,7 @@ func Identify(path string) (b Binary, ok bool, err error) {
 		if f.OSABI == elf.ELFOSABI_FREEBSD {
 			goos = "freebsd"
 		}
-		return Binary{Format: "elf", GOOS: goos, Arches: []string{elfArch(f.Machine)}}, true, nil
+		return Binary{Format: "elf", GOOS: goos, Arches: []string{elfArch(f.Machine)}, Libc: elfLibc(f)}, true, nil
 	case kindMachO:
 		f, err := macho.Open(path)
 		if err != nil {

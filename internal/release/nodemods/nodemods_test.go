@@ -179,3 +179,33 @@ func TestRetargetTable(t *testing.T) {
 		})
 	}
 }
+
+func TestRetargetSharpToMusl(t *testing.T) {
+	dir := sharpTree(t)
+	host := mustPlatform(t, "linux-x64")
+	rep, err := Retarget(context.Background(), Options{Dir: dir, Target: host, Libc: Musl, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("Retarget(musl): %v", err)
+	}
+	for _, want := range []string{"@img/sharp-linuxmusl-x64@0.35.5", "@img/sharp-libvips-linuxmusl-x64@"} {
+		if !has(rep.Added, want) {
+			t.Errorf("report.Added lacks %s: %+v", want, rep)
+		}
+	}
+	for _, want := range []string{"@img/sharp-linux-x64@0.35.5", "@img/sharp-libvips-linux-x64@"} {
+		if !has(rep.Removed, want) {
+			t.Errorf("report.Removed lacks %s: %+v", want, rep)
+		}
+	}
+	addon := filepath.Join(dir, "node_modules", "@img", "sharp-linuxmusl-x64", "lib", "sharp-linuxmusl-x64-0.35.5.node")
+	if b, ok, err := binarycheck.Identify(addon); err != nil || !ok || b.Libc != Musl {
+		t.Errorf("%s: %v ok=%v err=%v, want a musl ELF", addon, b, ok, err)
+	}
+	if bad, err := CheckLibc(dir, host, Musl); err != nil || len(bad) != 0 {
+		t.Errorf("CheckLibc(musl) after retarget = %v, %v; want clean", bad, err)
+	}
+	bad, err := Check(dir, host)
+	if err != nil || !has(bad, "@img/sharp-linuxmusl-x64") || !has(bad, "(musl) binary, not linux-x64 with glibc") {
+		t.Errorf("Check(glibc) after the musl retarget should list the musl packages and binaries, got %v (%v)", bad, err)
+	}
+}

@@ -21,9 +21,12 @@ import (
 
 // Options says which tree to retarget and for which platform.
 type Options struct {
-	Dir      string            // the tree (e.g. dist/web of one payload); changed in place
-	Target   platform.Platform // the payload's platform
-	CacheDir string            // downloads, keyed by name@version@platform; default <release cache>/node-modules
+	Dir    string            // the tree (e.g. dist/web of one payload); changed in place
+	Target platform.Platform // the payload's platform
+	// Libc is the target's C library on Linux: Glibc (default; the payloads)
+	// or Musl (an Alpine-based image).
+	Libc     string
+	CacheDir string // downloads, keyed by name@version@platform; default <release cache>/node-modules
 	Log      *slog.Logger
 	NPM      string // npm executable; default "npm" from PATH
 }
@@ -39,46 +42,85 @@ type Report struct {
 }
 
 // Retarget replaces the platform-specific packages in o.Dir that are not for
-// o.Target with the target's variants, fetched with npm's --os/--cpu, and
-// prunes other platforms' prebuilds. It fails when a native module has no
-// resolvable variant for the target; Check is the final guard.
+// o.Target (and o.Libc) with the target's variants, fetched with npm's
+// --os/--cpu/--libc, and prunes other platforms' prebuilds. It fails when a
+// native module has no resolvable variant for the target, or when an addon
+// compiled for another platform or C library stays; Check is the final guard.
 func Retarget(ctx context.Context, o Options) (Report, error) {
 	var rep Report
+	if err := o.defaults(); err != nil {
+		return rep, err
+	}
+	pkgs, err := Scan(o.Dir)
+	if err != nil {
+		return rep, err
+	}
+	for _, g := range o.foreignGroups(pkgs) {
+		if err := o.replace(ctx, g, &rep); err != nil {
+			return rep, err
+		}
+	}
+	pruned, err := prunePrebuilds(o.Dir, o.Target)
+	rep.Pruned = pruned
+	if err != nil {
+		return rep, err
+	}
+	return rep, o.checkHostAddons()
+}
+
+func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.NPM == "" {
 		o.NPM = "npm"
 	}
+	if o.Libc == "" {
+		o.Libc = Glibc
+	}
+	if o.Libc != Glibc && o.Libc != Musl {
+		return fmt.Errorf("retarget node modules: libc %q: want %s or %s", o.Libc, Glibc, Musl)
+	}
 	if o.CacheDir == "" {
 		c, err := home.ReleaseCacheDir()
 		if err != nil {
-			return rep, fmt.Errorf("retarget node modules: no cache dir: %w", err)
+			return fmt.Errorf("retarget node modules: no cache dir: %w", err)
 		}
 		o.CacheDir = filepath.Join(c, "node-modules")
 	}
 	if _, err := platform.Parse(o.Target.ID); err != nil {
-		return rep, fmt.Errorf("retarget node modules: %w", err)
+		return fmt.Errorf("retarget node modules: %w", err)
 	}
-	pkgs, err := Scan(o.Dir)
-	if err != nil {
-		return rep, err
+	return nil
+}
+
+// targetName is the target as messages and cache keys name it: linux-x64,
+// or linux-x64-musl for a musl target.
+func (o Options) targetName() string {
+	if o.Target.NodeOS == "linux" && o.Libc == Musl {
+		return o.Target.ID + "-musl"
 	}
+	return o.Target.ID
+}
+
+// foreignGroup is the foreign variants one package depends on: the target's
+// variants are what npm picks for that package on the target.
+type foreignGroup struct {
+	root    *Package // nil: no dependent in the tree
+	foreign []Package
+}
+
+// foreignGroups groups the packages that are not for the target by their
+// root dependent, in a stable order.
+func (o Options) foreignGroups(pkgs []Package) []*foreignGroup {
 	byName := map[string][]int{}
 	for i, p := range pkgs {
 		byName[p.Name] = append(byName[p.Name], i)
 	}
-
-	// Group the foreign variants by the package that depends on them: the
-	// target's variants are what npm picks for that package on the target.
-	type group struct {
-		root    *Package // nil: no dependent in the tree
-		foreign []Package
-	}
-	groups := map[string]*group{}
+	groups := map[string]*foreignGroup{}
 	var keys []string
 	for _, f := range pkgs {
-		if !f.PlatformSpecific() || f.Supports(o.Target) {
+		if !f.PlatformSpecific() || f.SupportsLibc(o.Target, o.Libc) {
 			continue
 		}
 		root := rootDependent(pkgs, byName, f)
@@ -88,63 +130,68 @@ func Retarget(ctx context.Context, o Options) (Report, error) {
 		}
 		g, ok := groups[key]
 		if !ok {
-			g = &group{root: root}
+			g = &foreignGroup{root: root}
 			groups[key] = g
 			keys = append(keys, key)
 		}
 		g.foreign = append(g.foreign, f)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		g := groups[k]
-		spec := ""
-		if g.root != nil {
-			spec = g.root.ID()
-		} else {
-			name, err := variantName(g.foreign[0], o.Target)
-			if err != nil {
-				return rep, err
-			}
-			spec = name + "@" + g.foreign[0].Version
-		}
-		variants, err := resolveVariants(ctx, o, spec, g.root == nil)
-		if err != nil {
-			return rep, err
-		}
-		dest := nodeModulesDir(g.foreign[0])
-		var from, to []string
-		for _, f := range g.foreign {
-			if err := os.RemoveAll(f.Dir); err != nil {
-				return rep, fmt.Errorf("retarget %s: remove %s: %w", spec, f.Rel, err)
-			}
-			from = append(from, fmt.Sprintf("%s (%s)", f.ID(), platformOf(f)))
-			rep.Removed = append(rep.Removed, f.ID())
-		}
-		for _, v := range variants {
-			target := filepath.Join(dest, filepath.FromSlash(v.Name))
-			if err := os.RemoveAll(target); err != nil {
-				return rep, err
-			}
-			if err := filetree.Copy(v.Dir, target, filetree.CopyOptions{}); err != nil {
-				return rep, fmt.Errorf("retarget %s: copy %s: %w", spec, v.ID(), err)
-			}
-			to = append(to, v.ID())
-			rep.Added = append(rep.Added, v.ID())
-		}
-		line := fmt.Sprintf("%s: %s -> %s", spec, strings.Join(from, ", "), strings.Join(to, ", "))
-		rep.Replaced = append(rep.Replaced, line)
-		o.Log.Info("retargeted native modules", "target", o.Target.ID, "change", line)
+	out := make([]*foreignGroup, len(keys))
+	for i, k := range keys {
+		out[i] = groups[k]
 	}
+	return out
+}
 
-	pruned, err := prunePrebuilds(o.Dir, o.Target)
-	rep.Pruned = pruned
-	if err != nil {
-		return rep, err
+// replace swaps one group's foreign variants for the target's.
+func (o Options) replace(ctx context.Context, g *foreignGroup, rep *Report) error {
+	spec := ""
+	if g.root != nil {
+		spec = g.root.ID()
+	} else {
+		name, err := variantName(g.foreign[0], o.Target, o.Libc)
+		if err != nil {
+			return err
+		}
+		spec = name + "@" + g.foreign[0].Version
 	}
-	// Addons compiled on the host (build/Release/*.node) cannot be swapped.
-	pkgs, err = Scan(o.Dir)
+	variants, err := resolveVariants(ctx, o, spec, g.root == nil)
 	if err != nil {
-		return rep, err
+		return err
+	}
+	dest := nodeModulesDir(g.foreign[0])
+	var from, to []string
+	for _, f := range g.foreign {
+		if err := os.RemoveAll(f.Dir); err != nil {
+			return fmt.Errorf("retarget %s: remove %s: %w", spec, f.Rel, err)
+		}
+		from = append(from, fmt.Sprintf("%s (%s)", f.ID(), platformOf(f)))
+		rep.Removed = append(rep.Removed, f.ID())
+	}
+	for _, v := range variants {
+		target := filepath.Join(dest, filepath.FromSlash(v.Name))
+		if err := os.RemoveAll(target); err != nil {
+			return err
+		}
+		if err := filetree.Copy(v.Dir, target, filetree.CopyOptions{}); err != nil {
+			return fmt.Errorf("retarget %s: copy %s: %w", spec, v.ID(), err)
+		}
+		to = append(to, v.ID())
+		rep.Added = append(rep.Added, v.ID())
+	}
+	line := fmt.Sprintf("%s: %s -> %s", spec, strings.Join(from, ", "), strings.Join(to, ", "))
+	rep.Replaced = append(rep.Replaced, line)
+	o.Log.Info("retargeted native modules", "target", o.targetName(), "change", line)
+	return nil
+}
+
+// checkHostAddons refuses addons compiled on the host (build/Release/*.node)
+// for another platform or C library: there is no variant to swap them for.
+func (o Options) checkHostAddons() error {
+	pkgs, err := Scan(o.Dir)
+	if err != nil {
+		return err
 	}
 	for _, p := range pkgs {
 		if p.PlatformSpecific() {
@@ -153,14 +200,14 @@ func Retarget(ctx context.Context, o Options) (Report, error) {
 		for _, nf := range p.NativeFiles {
 			b, ok, err := binarycheck.Identify(filepath.Join(p.Dir, filepath.FromSlash(nf)))
 			if err != nil {
-				return rep, err
+				return err
 			}
-			if ok && !b.Runs(o.Target) {
-				return rep, fmt.Errorf("retarget node modules for %s: %s ships %s built for %s and declares no per-platform packages to fetch instead: use a package with prebuilt %s binaries or leave it out", o.Target.ID, p.ID(), nf, b, o.Target.ID)
+			if ok && !b.RunsWith(o.Target, o.Libc) {
+				return fmt.Errorf("retarget node modules for %s: %s ships %s built for %s and declares no per-platform packages to fetch instead: use a package with prebuilt %s binaries or leave it out", o.targetName(), p.ID(), nf, b, o.targetName())
 			}
 		}
 	}
-	return rep, nil
+	return nil
 }
 
 // rootDependent walks from a platform-specific package up through the
@@ -195,14 +242,19 @@ func rootDependent(pkgs []Package, byName map[string][]int, f Package) *Package 
 
 // variantName derives the target's package name from a host variant that no
 // package in the tree depends on: @scope/x-linux-x64 -> @scope/x-darwin-arm64.
-func variantName(f Package, target platform.Platform) (string, error) {
+func variantName(f Package, target platform.Platform, libc string) (string, error) {
 	for _, os := range f.OS {
 		for _, cpu := range f.CPU {
 			tok := os + "-" + cpu
 			if i := strings.LastIndex(f.Name, tok); i >= 0 {
 				rest := f.Name[i+len(tok):]
-				if target.NodeOS != "linux" {
+				switch {
+				case target.NodeOS != "linux":
 					rest = strings.TrimPrefix(strings.TrimPrefix(rest, "-gnu"), "-musl")
+				case libc == Musl && strings.HasPrefix(rest, "-gnu"):
+					rest = "-musl" + strings.TrimPrefix(rest, "-gnu")
+				case libc == Glibc && strings.HasPrefix(rest, "-musl"):
+					rest = "-gnu" + strings.TrimPrefix(rest, "-musl")
 				}
 				return f.Name[:i] + target.NodeOS + "-" + target.CPU + rest, nil
 			}
@@ -219,7 +271,7 @@ func platformOf(p Package) string {
 // returns the target-specific packages it brought: the root's platform
 // packages and theirs, or the package itself when self is set.
 func resolveVariants(ctx context.Context, o Options, spec string, self bool) ([]Package, error) {
-	key := strings.ReplaceAll(spec, "/", "+") + "@" + o.Target.ID
+	key := strings.ReplaceAll(spec, "/", "+") + "@" + o.targetName()
 	dir := filepath.Join(o.CacheDir, key)
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err != nil {
 		if err := install(ctx, o, spec, dir); err != nil {
@@ -240,7 +292,7 @@ func resolveVariants(ctx context.Context, o Options, spec string, self bool) ([]
 	}
 	var out []Package
 	if self {
-		if p, ok := top[strings.TrimSuffix(spec, "@"+versionOf(spec))]; ok && p.Supports(o.Target) {
+		if p, ok := top[strings.TrimSuffix(spec, "@"+versionOf(spec))]; ok && p.SupportsLibc(o.Target, o.Libc) {
 			out = append(out, p)
 		}
 	} else {
@@ -253,7 +305,7 @@ func resolveVariants(ctx context.Context, o Options, spec string, self bool) ([]
 			name := queue[0]
 			queue = queue[1:]
 			p, ok := top[name]
-			if seen[name] || !ok || !p.PlatformSpecific() || !p.Supports(o.Target) {
+			if seen[name] || !ok || !p.PlatformSpecific() || !p.SupportsLibc(o.Target, o.Libc) {
 				continue
 			}
 			seen[name] = true
@@ -263,7 +315,7 @@ func resolveVariants(ctx context.Context, o Options, spec string, self bool) ([]
 		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("retarget node modules: npm found no %s variant of %s (npm install --os=%s --cpu=%s %s installed none): the package does not support %s", o.Target.ID, spec, o.Target.NodeOS, o.Target.CPU, spec, o.Target.ID)
+		return nil, fmt.Errorf("retarget node modules: npm found no %s variant of %s (npm install --os=%s --cpu=%s %s installed none): the package does not support %s", o.targetName(), spec, o.Target.NodeOS, o.Target.CPU, spec, o.targetName())
 	}
 	return out, nil
 }
@@ -286,10 +338,10 @@ func install(ctx context.Context, o Options, spec, dir string) error {
 	args := []string{"install", "--prefix", tmp, "--os=" + o.Target.NodeOS, "--cpu=" + o.Target.CPU,
 		"--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--no-package-lock", "--prefer-offline"}
 	if o.Target.NodeOS == "linux" {
-		args = append(args, "--libc=glibc")
+		args = append(args, "--libc="+o.Libc)
 	}
 	args = append(args, spec)
-	o.Log.Info("fetching native variants", "spec", spec, "target", o.Target.ID)
+	o.Log.Info("fetching native variants", "spec", spec, "target", o.targetName())
 	cmd := exec.CommandContext(ctx, o.NPM, args...)
 	cmd.Dir = tmp
 	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/second-inc/second-release/internal/release/binarycheck"
 	"github.com/second-inc/second-release/internal/release/platform"
 )
 
@@ -37,13 +38,23 @@ func (p Package) PlatformSpecific() bool { return len(p.OS) > 0 || len(p.CPU) > 
 // Native reports whether the package is platform-specific or ships .node files.
 func (p Package) Native() bool { return p.PlatformSpecific() || len(p.NativeFiles) > 0 }
 
-// Supports reports whether npm would install the package on target. Linux
-// targets are glibc: the payloads run on ordinary desktop distributions.
-func (p Package) Supports(target platform.Platform) bool {
+// C libraries of Linux targets, as npm's "libc" field names them.
+const (
+	Glibc = binarycheck.Glibc
+	Musl  = binarycheck.Musl
+)
+
+// Supports reports whether npm would install the package on target with
+// glibc: the payloads run on ordinary desktop distributions.
+func (p Package) Supports(target platform.Platform) bool { return p.SupportsLibc(target, Glibc) }
+
+// SupportsLibc reports whether npm would install the package on target with
+// C library libc (Glibc or Musl; ignored off Linux).
+func (p Package) SupportsLibc(target platform.Platform, libc string) bool {
 	if !allowed(p.OS, target.NodeOS) || !allowed(p.CPU, target.CPU) {
 		return false
 	}
-	return target.NodeOS != "linux" || allowed(p.Libc, "glibc")
+	return target.NodeOS != "linux" || allowed(p.Libc, libc)
 }
 
 // allowed applies npm's os/cpu list rules: empty allows all, "!x" denies x,

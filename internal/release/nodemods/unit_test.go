@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/second-inc/second-release/internal/release/binarycheck"
+	"github.com/second-inc/second-release/internal/release/platform"
 )
 
 func TestAllowed(t *testing.T) {
@@ -48,7 +51,7 @@ func TestVariantName(t *testing.T) {
 		{Package{Name: "@next/swc-linux-x64-gnu", OS: []string{"linux"}, CPU: []string{"x64"}}, "linux-arm64", "@next/swc-linux-arm64-gnu"},
 		{Package{Name: "esbuild-linux-64", OS: []string{"linux"}, CPU: []string{"x64"}}, "darwin-arm64", ""},
 	} {
-		got, err := variantName(tc.pkg, mustPlatform(t, tc.target))
+		got, err := variantName(tc.pkg, mustPlatform(t, tc.target), Glibc)
 		if got != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("variantName(%s, %s) = %q, %v; want %q", tc.pkg.Name, tc.target, got, err, tc.want)
 		}
@@ -213,5 +216,64 @@ func TestWorkspaceRoot(t *testing.T) {
 		if err != nil || root != filepath.Join(base, tc.root) || rel != filepath.FromSlash(tc.rel) {
 			t.Errorf("WorkspaceRoot(%s) = %s, %s, %v; want %s, %s", tc.app, root, rel, err, tc.root, tc.rel)
 		}
+	}
+}
+
+// glibcELF is a small shared library from the host linked against glibc
+// (libc.so.6), standing in for an addon compiled on a Debian build host.
+func glibcELF(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/lib/x86_64-linux-gnu/libdl.so.2", "/lib/aarch64-linux-gnu/libdl.so.2", "/lib64/libdl.so.2", "/usr/lib64/libdl.so.2"} {
+		if data, err := os.ReadFile(p); err == nil {
+			return string(data)
+		}
+	}
+	t.Skip("needs a glibc host (libdl.so.2 under /lib/<arch>-linux-gnu or /lib64) as a glibc-linked ELF")
+	return ""
+}
+
+func TestELFLibc(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"glibc.node": glibcELF(t)})
+	b, ok, err := binarycheck.Identify(filepath.Join(root, "glibc.node"))
+	if err != nil || !ok || b.Libc != Glibc {
+		t.Fatalf("glibc.node: %+v ok=%v err=%v, want libc glibc", b, ok, err)
+	}
+	host, err := platform.Host()
+	if err != nil || host.GOOS != "linux" {
+		t.Skipf("needs a Linux host: %v", err)
+	}
+	if b.RunsWith(host, Musl) || !b.RunsWith(host, Glibc) {
+		t.Errorf("a glibc library must load with glibc only: %+v", b)
+	}
+}
+
+func TestMuslTargetRefusesGlibcAddon(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"node_modules/gnu-addon/package.json":                 `{"name":"gnu-addon","version":"1.2.3"}`,
+		"node_modules/gnu-addon/build/Release/gnu-addon.node": glibcELF(t),
+	})
+	host, err := platform.Host()
+	if err != nil || host.GOOS != "linux" {
+		t.Skipf("needs a Linux host: %v", err)
+	}
+	_, err = Retarget(context.Background(), Options{Dir: root, Target: host, Libc: Musl, CacheDir: t.TempDir(), NPM: "/nonexistent/npm"})
+	if err == nil || !strings.Contains(err.Error(), "gnu-addon@1.2.3 ships build/Release/gnu-addon.node") || !strings.Contains(err.Error(), "(glibc)") {
+		t.Fatalf("err = %v, want a refusal naming gnu-addon@1.2.3 and its glibc binary", err)
+	}
+	bad, err := CheckLibc(root, host, Musl)
+	if err != nil || len(bad) != 1 || !strings.Contains(bad[0], "(package gnu-addon@1.2.3)") || !strings.Contains(bad[0], "with musl") {
+		t.Errorf("CheckLibc(musl) = %v, %v; want the addon named with its package", bad, err)
+	}
+	if bad, err := Check(root, host); err != nil || len(bad) != 0 {
+		t.Errorf("Check(glibc) = %v, %v; want clean", bad, err)
+	}
+}
+
+func TestVariantNameLibc(t *testing.T) {
+	swc := Package{Name: "@next/swc-linux-x64-gnu", OS: []string{"linux"}, CPU: []string{"x64"}}
+	if got, err := variantName(swc, mustPlatform(t, "linux-arm64"), Musl); err != nil || got != "@next/swc-linux-arm64-musl" {
+		t.Errorf("variantName(musl) = %q, %v; want @next/swc-linux-arm64-musl", got, err)
 	}
 }
