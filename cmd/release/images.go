@@ -18,6 +18,7 @@ type imagesFlags struct {
 	web, worker, version string
 	webBase, workerBase  string
 	devBase              bool
+	devNode              string
 }
 
 func newImagesCmd(g *globals) *cobra.Command {
@@ -38,8 +39,16 @@ instead, retargeted per platform with the same native-module resolution.
 a stable version that is the highest in the repository. Layers the registry
 already has are not uploaded again.
 
---dev-base builds on a minimal base made on the spot (no node binary: the
-images do not run). It lets an offline rehearsal build, push, sign and verify.`,
+--dev-base builds on a base made on the spot, for offline rehearsals and tests:
+on the host's platform it carries the host's Node 20 (--dev-node, default node
+on PATH) with the shared libraries it loads, so that image runs; the other
+platforms keep a minimal base without node (their images do not run). The
+output says which is which.
+
+Native node modules follow each base's C library, read from its files: a musl
+base (Alpine: /lib/ld-musl-*) gets the musl builds (@img/sharp-linuxmusl-*),
+a glibc base the glibc ones; a module left built for the other C library
+fails the build, naming it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
@@ -58,14 +67,15 @@ images do not run). It lets an offline rehearsal build, push, sign and verify.`,
 	fl.StringVar(&f.version, "version", "", "release version when dist/release.json does not exist")
 	fl.StringVar(&f.webBase, "web-base", "", "web base image pinned by digest (overrides images.web.base)")
 	fl.StringVar(&f.workerBase, "worker-base", "", "worker base image pinned by digest (overrides images.worker.base)")
-	fl.BoolVar(&f.devBase, "dev-base", false, "build on a minimal offline base without node (rehearsals; images do not run)")
+	fl.BoolVar(&f.devBase, "dev-base", false, "build on an offline base: the host's node on the host platform, no node elsewhere (rehearsals, tests)")
+	fl.StringVar(&f.devNode, "dev-node", "", "with --dev-base: the Node 20 binary for the host platform (default: node on PATH)")
 	return cmd
 }
 
 func runImages(ctx context.Context, g *globals, cfg *config.Config, f imagesFlags, stdout, stderr io.Writer) error {
 	o := oci.ReleaseOptions{
 		Config: cfg, Dist: f.out, Web: f.web, Worker: f.worker, Version: f.version,
-		WebBase: f.webBase, WorkerBase: f.workerBase, DevBase: f.devBase, Push: f.push, Log: g.logger(stderr),
+		WebBase: f.webBase, WorkerBase: f.workerBase, DevBase: f.devBase, DevNode: f.devNode, Push: f.push, Log: g.logger(stderr),
 	}
 	if f.platforms != "" {
 		o.Platforms = strings.Split(f.platforms, ",")
@@ -76,18 +86,21 @@ func runImages(ctx context.Context, g *globals, cfg *config.Config, f imagesFlag
 	}
 	return g.emit(stdout, res, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "IMAGE\tPLATFORM\tDIGEST\tAPP LAYER\tNODE_MODULES LAYER")
+		fmt.Fprintln(tw, "IMAGE\tPLATFORM\tDIGEST\tSIZE\tAPP LAYER\tNODE_MODULES LAYER\tLIBC\tBASE")
 		for _, b := range res.Images {
-			fmt.Fprintf(tw, "%s\tindex\t%s\t\t\n", b.Name, b.Digest)
+			fmt.Fprintf(tw, "%s\tindex\t%s\t\t\t\t\t\n", b.Name, b.Digest)
 			for _, m := range b.Manifests {
 				deps := "-"
 				if m.DepsLayer != "" {
 					deps = humanSize(m.DepsSize)
 				}
-				fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\n", m.Platform, m.Digest, humanSize(m.LayerSize), deps)
+				fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Platform, m.Digest, humanSize(m.Size), humanSize(m.LayerSize), deps, dashIfEmpty(m.Libc), m.Base)
 			}
 		}
 		tw.Flush()
+		if line := oci.DevBaseSummary(res.Images); line != "" {
+			fmt.Fprintln(w, line)
+		}
 		fmt.Fprintf(w, "OCI layout: %s\n", res.Layout)
 		for _, p := range res.Pushed {
 			fmt.Fprintf(w, "pushed %s (tags %s; %s of blobs uploaded)\n", p.Ref, strings.Join(p.Tags, ", "), humanSize(p.BlobBytes))

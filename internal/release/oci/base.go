@@ -19,9 +19,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// DevBaseLabel marks images built on DevBase: they have no node binary and
-// cannot run; they exist so an offline rehearsal can exercise build, push,
-// sign and verify end to end.
+// DevBaseLabel marks images built on DevBase: "node-v20.x.y" where the
+// host's node went in (the image runs), "no-node" where it did not (the
+// image exists so an offline rehearsal can build, push, sign and verify it).
 const DevBaseLabel = "dev.second.base"
 
 // Base gives the base image for each platform.
@@ -95,20 +95,44 @@ func (b RemoteBase) cached(img v1.Image) v1.Image {
 	return cache.Image(img, cache.NewFilesystemCache(b.CacheDir))
 }
 
-// DevBase is a minimal base made on the spot, for offline rehearsals and
-// tests: /etc/passwd and /etc/group naming the node user (1000:1000), /tmp
-// and nothing else — in particular no node binary, so images built on it are
-// labelled DevBaseLabel=no-node and do not run. Its bytes are fixed, so its
-// digest is the same everywhere.
-type DevBase struct{}
+// DevBase is a base made on the spot, for offline rehearsals and tests:
+// /etc/passwd and /etc/group naming the node user (1000:1000), /tmp, and on
+// the host's platform the host's Node 20 with the shared libraries it loads
+// (so that image runs). Other platforms get no node: their images are
+// labelled DevBaseLabel=no-node and do not run.
+type DevBase struct {
+	// Node is the node binary for the host platform ("" : node on PATH).
+	Node string
+}
 
 // Image implements Base.
-func (DevBase) Image(_ context.Context, platform string) (v1.Image, string, error) {
+func (b DevBase) Image(ctx context.Context, platform string) (v1.Image, string, error) {
 	img, err := DevBaseImage(platform)
+	if err != nil || platform != HostPlatform() {
+		return img, "", err
+	}
+	layer, node, err := nodeLayer(ctx, b.Node)
+	if err != nil {
+		return nil, "", err
+	}
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: time.Unix(0, 0).UTC()}, CreatedBy: "second release: host node " + node.Version + " and its shared libraries",
+	}})
+	if err != nil {
+		return nil, "", err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, "", err
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Labels = map[string]string{DevBaseLabel: "node-" + node.Version}
+	cf.Config.Env = append(cf.Config.Env, "NODE_VERSION="+strings.TrimPrefix(node.Version, "v"))
+	img, err = mutate.ConfigFile(img, cf)
 	return img, "", err
 }
 
-// DevBaseImage builds DevBase's image for one platform.
+// DevBaseImage builds DevBase's image for one platform without node.
 func DevBaseImage(platform string) (v1.Image, error) {
 	osName, arch, _ := strings.Cut(platform, "/")
 	var buf bytes.Buffer
@@ -185,4 +209,39 @@ func DevBaseIndex(platforms []string) (v1.ImageIndex, error) {
 		}})
 	}
 	return idx, nil
+}
+
+// DevBaseSummary says, for images built on the dev base, which platforms
+// run (the host's node went in) and which keep the minimal base without
+// node; "" when no image used the dev base.
+func DevBaseSummary(images []Built) string {
+	var runs, minimal []string
+	seen := map[string]bool{}
+	for _, b := range images {
+		for _, m := range b.Manifests {
+			v, ok := strings.CutPrefix(m.Base, "dev base, ")
+			if !ok || seen[m.Platform] {
+				continue
+			}
+			seen[m.Platform] = true
+			if v == "no-node" {
+				minimal = append(minimal, m.Platform)
+			} else {
+				runs = append(runs, m.Platform+" ("+v+", runs)")
+			}
+		}
+	}
+	if len(runs)+len(minimal) == 0 {
+		return ""
+	}
+	s := "dev base:"
+	if len(runs) > 0 {
+		s += " host node on " + strings.Join(runs, ", ") + ";"
+	}
+	if len(minimal) > 0 {
+		s += " minimal base without node on " + strings.Join(minimal, ", ") + " (images build, push and sign but do not run)"
+	} else {
+		s = strings.TrimSuffix(s, ";")
+	}
+	return s
 }

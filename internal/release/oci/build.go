@@ -64,7 +64,9 @@ type BuildOptions struct {
 	SourceURL string
 	// Epoch is SOURCE_DATE_EPOCH: every mtime and created time.
 	Epoch time.Time
-	Log   *slog.Logger
+	// MatchLibc retargets a tree to a musl base (nil: RetargetLibc).
+	MatchLibc MatchLibcFunc
+	Log       *slog.Logger
 }
 
 // Built is one image index written to the layout.
@@ -83,6 +85,14 @@ type PlatformManifest struct {
 	// DepsLayer holds node_modules ("" when the tree has none).
 	DepsLayer string `json:"depsLayer,omitempty"`
 	DepsSize  int64  `json:"depsSize,omitempty"`
+	// Base is the base reference, or for the dev base what it carries
+	// ("dev base, node-v20.x.y" or "dev base, no-node").
+	Base string `json:"base"`
+	// Libc is the base's C library (glibc, musl; "" none), which the
+	// native node modules in the image match.
+	Libc string `json:"libc,omitempty"`
+	// Size is the image's compressed size: config and every layer.
+	Size int64 `json:"size"`
 }
 
 // Build writes every image of opts.Images for every platform to the layout
@@ -125,11 +135,11 @@ func Build(ctx context.Context, opts BuildOptions) ([]Built, error) {
 			if spec.Kind == Worker {
 				dir = worker
 			}
-			img, pm, err := buildOne(ctx, opts, spec, plat, dir, filepath.Join(tmp, fmt.Sprintf("%s-%s-%s.tar.gz", spec.Name, osName, arch)))
+			img, pm, err := buildOne(ctx, opts, spec, pp, plat, dir, filepath.Join(tmp, fmt.Sprintf("%s-%s-%s.tar.gz", spec.Name, osName, arch)))
 			if err != nil {
 				return nil, fmt.Errorf("build %s for %s: %w", spec.Name, plat, err)
 			}
-			log.Info("image built", "image", spec.Name, "platform", plat, "digest", pm.Digest, "appLayerBytes", pm.LayerSize)
+			log.Info("image built", "image", spec.Name, "platform", plat, "digest", pm.Digest, "appLayerBytes", pm.LayerSize, "base", pm.Base, "libc", pm.Libc)
 			acc[i].ms = append(acc[i].ms, pm)
 			acc[i].adds = append(acc[i].adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
 				Platform: &v1.Platform{OS: osName, Architecture: arch},
@@ -179,10 +189,20 @@ func (o BuildOptions) annotations(title string) map[string]string {
 	return a
 }
 
-func buildOne(ctx context.Context, opts BuildOptions, spec ImageSpec, plat, dir, layerPath string) (v1.Image, PlatformManifest, error) {
+func buildOne(ctx context.Context, opts BuildOptions, spec ImageSpec, pp platform.Platform, plat, dir, layerPath string) (v1.Image, PlatformManifest, error) {
 	pm := PlatformManifest{Platform: plat}
 	base, baseRef, err := spec.Base.Image(ctx, plat)
 	if err != nil {
+		return nil, pm, err
+	}
+	pm.Base = baseRef
+	if bcf, err := base.ConfigFile(); err == nil && bcf.Config.Labels[DevBaseLabel] != "" {
+		pm.Base = "dev base, " + bcf.Config.Labels[DevBaseLabel]
+	}
+	if pm.Libc, err = BaseLibc(base); err != nil {
+		return nil, pm, fmt.Errorf("base %s: %w", pm.Base, err)
+	}
+	if dir, err = treeForLibc(ctx, opts.MatchLibc, dir, strings.TrimSuffix(layerPath, ".tar.gz")+"-tree", pp, pm.Libc); err != nil {
 		return nil, pm, err
 	}
 	baseMT, err := base.MediaType()
@@ -275,7 +295,23 @@ func buildOne(ctx context.Context, opts BuildOptions, spec ImageSpec, plat, dir,
 		return nil, pm, err
 	}
 	pm.Digest = d.String()
+	if pm.Size, err = imageSize(img); err != nil {
+		return nil, pm, err
+	}
 	return img, pm, nil
+}
+
+// imageSize is what a pull downloads: config plus compressed layers.
+func imageSize(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
 }
 
 func describe(l v1.Layer) (string, int64, error) {

@@ -34,8 +34,10 @@ type ReleaseOptions struct {
 	Version string
 	// WebBase and WorkerBase override images.*.base (pinned by digest).
 	WebBase, WorkerBase string
-	// DevBase builds on DevBase where no base is configured or given.
+	// DevBase builds on DevBase where no base is flagged; DevNode is its node
+	// binary for the host platform ("" : node on PATH).
 	DevBase bool
+	DevNode string
 	// Push is the repository prefix to push to ("" : build only).
 	Push string
 	// NoRecord leaves release.json alone (rehearsals on a throwaway base).
@@ -96,11 +98,11 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*ReleaseResult, error)
 			return err
 		}}
 	}
-	webBase, err := PickBase("images.web.base", "--web-base", cfg.Images.Web.Base, o.WebBase, o.DevBase)
+	webBase, err := PickBase("images.web.base", "--web-base", cfg.Images.Web.Base, o.WebBase, o.devBase())
 	if err != nil {
 		return nil, err
 	}
-	workerBase, err := PickBase("images.worker.base", "--worker-base", cfg.Images.Worker.Base, o.WorkerBase, o.DevBase)
+	workerBase, err := PickBase("images.worker.base", "--worker-base", cfg.Images.Worker.Base, o.WorkerBase, o.devBase())
 	if err != nil {
 		return nil, err
 	}
@@ -151,17 +153,24 @@ func imagesEpoch(rel *artifact.Release) (time.Time, error) {
 	return time.Unix(rel.SourceDateEpoch, 0).UTC(), nil
 }
 
-// PickBase chooses an image's base: the flag, else release.yaml, else
-// DevBase when dev is set; a tag-only reference is refused naming its source.
-func PickBase(field, flag, fromConfig, fromFlag string, dev bool) (Base, error) {
+func (o ReleaseOptions) devBase() *DevBase {
+	if !o.DevBase {
+		return nil
+	}
+	return &DevBase{Node: o.DevNode}
+}
+
+// PickBase chooses an image's base: the flag, else dev when set, else
+// release.yaml; a tag-only reference is refused naming its source.
+func PickBase(field, flag, fromConfig, fromFlag string, dev *DevBase) (Base, error) {
 	ref := fromConfig
 	switch {
 	case fromFlag != "":
 		ref = fromFlag
-	case dev:
+	case dev != nil:
 		// --dev-base wins over the configured base (release.yaml has pinned
 		// defaults), so offline rehearsals never reach for a public registry.
-		return DevBase{}, nil
+		return *dev, nil
 	}
 	switch {
 	case ref != "" && !digestPinned(ref):
@@ -173,12 +182,10 @@ func PickBase(field, flag, fromConfig, fromFlag string, dev bool) (Base, error) 
 	case ref != "":
 		cacheDir, _ := home.OCILayerCacheDir()               // no cache dir: download every time
 		return RemoteBase{Ref: ref, CacheDir: cacheDir}, nil // RemoteBase checks the digest again when it fetches
-	case dev:
-		return DevBase{}, nil
 	default:
 		return nil, fmt.Errorf("%s is empty: set it in %s to an image pinned by digest, e.g. docker.io/library/node:20-alpine@sha256:<digest> "+
 			"with the digest from `skopeo inspect --format '{{.Digest}}' docker://docker.io/library/node:20-alpine`, or pass %s; "+
-			"for an offline rehearsal pass --dev-base (a minimal base without node: the images do not run)", field, config.FileName, flag)
+			"for an offline rehearsal pass --dev-base (a base made here: the host's node on the host platform, no node elsewhere)", field, config.FileName, flag)
 	}
 }
 
