@@ -1,0 +1,104 @@
+package imagerun_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/second-inc/second-release/internal/release/imagerun"
+	"github.com/second-inc/second-release/internal/release/oci"
+	"github.com/second-inc/second-release/internal/testsupport"
+)
+
+// The apps check their own lockdown: /app is read-only (EROFS) and the
+// directory they write is writable; otherwise the health route says 500.
+const webServer = `const fs = require('fs'), http = require('http');
+function locked() {
+  try { fs.writeFileSync('/app/probe', 'x'); return 'root filesystem is writable'; } catch (e) { if (e.code !== 'EROFS') return 'unexpected ' + e.code; }
+  try { fs.writeFileSync('/app/.next/cache/probe', 'x'); } catch (e) { return 'cache dir not writable: ' + e.code; }
+  return '';
+}
+http.createServer((q, s) => {
+  if (q.url !== '/api/health') { s.statusCode = 404; return s.end(); }
+  const why = locked();
+  s.statusCode = why ? 500 : 200;
+  s.end(JSON.stringify({ ok: !why, why, uid: process.getuid() }));
+}).listen(+process.env.PORT, process.env.HOSTNAME);
+`
+
+const workerServer = `import fs from 'node:fs'; import http from 'node:http';
+http.createServer((q, s) => {
+  if (q.url !== '/health') { s.statusCode = 404; return s.end(); }
+  let why = '';
+  try { fs.writeFileSync(process.env.WORKSPACES_DIR + '/probe', 'x'); } catch (e) { why = 'workspaces not writable: ' + e.code; }
+  s.statusCode = why ? 500 : 200;
+  s.end(JSON.stringify({ ok: !why, why }));
+}).listen(+process.env.PORT, process.env.HOST);
+`
+
+func write(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// needPodman skips (fails in CI) where podman cannot run containers.
+func needPodman(t *testing.T) {
+	t.Helper()
+	if why := (imagerun.Podman{}).Usable(context.Background()); why != "" {
+		if testsupport.InCI() {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+}
+
+// Both host-platform images, built on the dev base and pushed to a real
+// registry, pull with podman and answer their health routes as uid 1000 on
+// a read-only root filesystem.
+func TestHostImagesRunUnderPodman(t *testing.T) {
+	needPodman(t)
+	reg := testsupport.StartRegistry(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	web, worker := filepath.Join(root, "web"), filepath.Join(root, "worker")
+	write(t, filepath.Join(web, "server.js"), webServer)
+	write(t, filepath.Join(web, ".next", "BUILD_ID"), "fixture\n")
+	write(t, filepath.Join(worker, "worker.mjs"), workerServer)
+	layout := filepath.Join(root, "oci")
+	if _, err := oci.Build(ctx, oci.BuildOptions{
+		Out: layout, Platforms: []string{oci.HostPlatform()}, Source: oci.DirSource{Web: web, Worker: worker},
+		Version: "1.0.0", Epoch: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Images: []oci.ImageSpec{
+			{Kind: oci.Web, Name: "second-web", Port: 3000, Base: oci.DevBase{}},
+			{Kind: oci.Worker, Name: "second-worker", Port: 3001, Base: oci.DevBase{}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := oci.Push(ctx, oci.PushOptions{Layout: layout, Prefix: reg.Host + "/second", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	webPort, workerPort := testsupport.FreePort(t), testsupport.FreePort(t)
+	webEnv, workerEnv := imagerun.ContractEnv("1.0.0", webPort, workerPort)
+	res, err := imagerun.Run(ctx, imagerun.Options{Insecure: true}, []imagerun.App{
+		{Name: "web", Ref: pushed[0].Ref, Port: webPort, Health: "/api/health", Writable: []string{"/app/.next/cache"}, Env: webEnv},
+		{Name: "worker", Ref: pushed[1].Ref, Port: workerPort, Health: "/health", Writable: []string{"/data/workspaces"}, Env: workerEnv},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Status != 200 || r.User != "1000:1000" {
+			t.Errorf("%s: status %d as %s, want 200 as 1000:1000", r.Name, r.Status, r.User)
+		}
+		t.Logf("%s: pulled in %s, healthy %s after podman run", r.Name, r.Pull.Round(time.Millisecond), r.Healthy.Round(time.Millisecond))
+	}
+}
