@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	var (
 		key, composeFile string
 		services         []string
+		printPolicy      string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --key cosign.pub (REF... | --compose FILE)",
@@ -28,10 +30,22 @@ signed or tag-only reference.
 --compose FILE checks the images of a Compose file (${VAR} resolved from the
 environment). By default the services whose images release builds (web and
 worker) are checked and third-party ones (mongo, redis) are listed as skipped;
---service picks services explicitly.`,
+--service picks services explicitly.
+
+--print-policy REPO_PREFIX writes, next to the key, a policy.json and
+registries.d/second.yaml that make podman, CRI-O and skopeo (containers/image)
+refuse images under REPO_PREFIX unless signed by this key, by tag or by
+digest, and prints them. Install them as /etc/containers/policy.json and
+/etc/containers/registries.d/second.yaml (or merge them into yours).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key == "" {
 				return errors.New("--key cosign.pub is required")
+			}
+			if printPolicy != "" {
+				if len(args) > 0 || composeFile != "" {
+					return errors.New("--print-policy takes no image references or --compose")
+				}
+				return runPrintPolicy(g, cmd.OutOrStdout(), printPolicy, key)
 			}
 			var targets []verify.Target
 			for _, a := range args {
@@ -85,5 +99,20 @@ worker) are checked and third-party ones (mongo, redis) are listed as skipped;
 	cmd.Flags().StringVar(&key, "key", "", "cosign public key (cosign.pub)")
 	cmd.Flags().StringVar(&composeFile, "compose", "", "check the images of this Compose file")
 	cmd.Flags().StringSliceVar(&services, "service", nil, "with --compose: services to check (default web,worker)")
+	cmd.Flags().StringVar(&printPolicy, "print-policy", "", "write and print a containers/image policy.json + registries.d file enforcing --key for this repository prefix")
 	return cmd
+}
+
+func runPrintPolicy(g *globals, w io.Writer, prefix, key string) error {
+	p, err := verify.Policy(prefix, key)
+	if err != nil {
+		return err
+	}
+	if err := p.WritePolicy(filepath.Dir(key), "second"); err != nil {
+		return err
+	}
+	return g.emit(w, map[string]string{"policy": p.PolicyPath, "registriesD": p.RegistryDir, "policyJSON": string(p.Policy), "registriesYAML": string(p.Registries)}, func(w io.Writer) {
+		fmt.Fprintf(w, "# %s  (install as /etc/containers/policy.json, or merge its transports.docker entry)\n%s\n", p.PolicyPath, p.Policy)
+		fmt.Fprintf(w, "# %s  (install as /etc/containers/registries.d/second.yaml)\n%s", filepath.Join(p.RegistryDir, "second.yaml"), p.Registries)
+	})
 }

@@ -2,6 +2,9 @@ package oci
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/second-inc/second-release/internal/release/filetree"
 	"github.com/second-inc/second-release/internal/release/nodemods"
@@ -57,12 +61,18 @@ func BaseLibc(img v1.Image) (string, error) {
 }
 
 func loaderFiles(l v1.Layer, musl, glibc *string) error {
-	rc, err := l.Uncompressed()
+	// Compressed, not Uncompressed: through the base layer cache the latter
+	// would store an uncompressed copy of every base layer as well.
+	rc, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("read base layer: %w", err)
 	}
 	defer rc.Close()
-	tr := tar.NewReader(rc)
+	r, err := decompress(rc)
+	if err != nil {
+		return fmt.Errorf("read base layer: %w", err)
+	}
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -87,6 +97,23 @@ func loaderFiles(l v1.Layer, musl, glibc *string) error {
 			*glibc = name
 		}
 	}
+}
+
+// decompress reads a gzip or zstd layer (told by its magic) or a plain tar.
+func decompress(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return gzip.NewReader(br)
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		d, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	}
+	return br, nil
 }
 
 // MatchLibcFunc retargets a tree copied for one image to the C library of
