@@ -28,8 +28,10 @@ npx --yes <launcher>@<V> version installs this host's payload through the
 launcher and prints <V>; publishing again skips everything. Prints a summary and
 removes everything it started. It also builds the images (on the offline dev
 base where release.yaml pins none), pushes them to a private OCI registry,
-signs them with a fresh cosign key and verifies them (--no-images skips
-that). --keep leaves the registry running and prints
+signs them with a fresh cosign key and verifies them, then pulls this host's
+platform images from that registry with podman and runs them (uid 1000,
+read-only root) until /api/health and /health answer 200, as a check of its
+own (--no-images skips the image checks). --keep leaves the registry running and prints
 its URL and the new user's .npmrc.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,16 +54,23 @@ its URL and the new user's .npmrc.`,
 				o.VerdaccioBin = bin
 			}
 			if !noImages {
-				// The image half: build on the
-				// offline dev base, push to a private OCI registry, re-push
-				// uploading nothing, sign with a fresh key, verify the pinned
-				// compose file, refuse an unsigned image.
+				// The image half: build on the offline dev base, push to a
+				// private OCI registry, re-push uploading nothing, sign with
+				// a fresh key, verify the pinned compose file, refuse an
+				// unsigned image; then pull the host platform's images with
+				// podman from that registry and run them until healthy.
+				var imgs *verify.ImagesReport
+				defer func() { imgs.Close() }()
 				o.Images = func(ctx context.Context, work string) (string, error) {
-					r, err := verify.ImagesCheck(ctx, verify.ImagesCheckOptions{Config: cfg, Dist: out, WorkDir: work, Log: log})
+					r, err := verify.ImagesCheck(ctx, verify.ImagesCheckOptions{Config: cfg, Dist: out, WorkDir: work, Hold: true, Log: log})
+					imgs = r
 					if err != nil {
 						return "", err
 					}
 					return r.Summary(), nil
+				}
+				o.RunImages = func(ctx context.Context) (string, error) {
+					return verify.RunHostImages(ctx, imgs, log)
 				}
 			}
 			rep, err := rehearse.Rehearse(cmd.Context(), o)

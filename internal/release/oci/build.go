@@ -44,6 +44,18 @@ const (
 	Worker Kind = "worker"
 )
 
+// WritableDirs are the directories the app writes, owned by AppUID in the
+// image; everything else can be mounted read-only.
+func (k Kind) WritableDirs() []string {
+	switch k {
+	case Web:
+		return []string{"/app/.next/cache"} // Next writes its image/ISR cache here
+	case Worker:
+		return []string{"/data/workspaces"}
+	}
+	return nil
+}
+
 // ImageSpec is one image to build.
 type ImageSpec struct {
 	Kind Kind
@@ -220,11 +232,11 @@ func buildOne(ctx context.Context, opts BuildOptions, spec ImageSpec, pp platfor
 	env := map[string]string{"NODE_ENV": "production", "PORT": strconv.Itoa(spec.Port), "HOSTNAME": "0.0.0.0"}
 	switch spec.Kind {
 	case Web:
-		ls.WritableDirs = []string{"/app/.next/cache"} // Next writes its image/ISR cache here
+		ls.WritableDirs = spec.Kind.WritableDirs()
 		env["NEXT_TELEMETRY_DISABLED"] = "1"
 	case Worker:
 		cmd = []string{"node", "worker.mjs"}
-		ls.WritableDirs = []string{"/data/workspaces"}
+		ls.WritableDirs = spec.Kind.WritableDirs()
 		env["WORKSPACES_DIR"] = "/data/workspaces"
 	default:
 		return nil, pm, fmt.Errorf("unknown image kind %q", spec.Kind)

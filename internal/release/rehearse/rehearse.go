@@ -50,6 +50,10 @@ type Options struct {
 	// local registry (ImagesCheck in the CLI), reported as one more check.
 	// workDir is the rehearsal's, for the registry's storage and keys.
 	Images func(ctx context.Context, workDir string) (string, error)
+	// RunImages, when set, runs the host-platform images the images check
+	// pushed and signed, pulled with podman, until their health routes
+	// answer: one more check, after the images check.
+	RunImages func(ctx context.Context) (string, error)
 	// NPXTimeout bounds the install-and-run check, default 10 minutes.
 	NPXTimeout time.Duration
 	Log        *slog.Logger
@@ -98,6 +102,7 @@ var checks = []pipeline.StepOf[*rehearsal]{
 	check{"npx as a new user", npxCheck},
 	check{"publish again skips everything", republishCheck},
 	check{"images pushed, signed, verified", imagesCheck},
+	check{"host images run under podman", runImagesCheck},
 }
 
 // check is a named check: run returns a one-line detail for the report.
@@ -300,6 +305,13 @@ func imagesCheck(ctx context.Context, r *rehearsal) (string, error) {
 		return "", pipeline.Skip{Reason: "images not asked for"}
 	}
 	return r.Images(ctx, r.work)
+}
+
+func runImagesCheck(ctx context.Context, r *rehearsal) (string, error) {
+	if r.RunImages == nil {
+		return "", pipeline.Skip{Reason: "running the images not asked for"}
+	}
+	return r.RunImages(ctx)
 }
 
 // npx runs `npx --yes spec args...` as a new user: only HOME, PATH and the

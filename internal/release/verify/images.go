@@ -32,6 +32,9 @@ type ImagesCheckOptions struct {
 	RegistryBin string
 	// Keep leaves the registry running (ImagesReport.Registry says where).
 	Keep bool
+	// Hold leaves the registry running until ImagesReport.Close, for checks
+	// that pull the images afterwards (RunHostImages).
+	Hold bool
 	Log  *slog.Logger
 }
 
@@ -44,6 +47,20 @@ type ImagesReport struct {
 	RepushBytes int64    `json:"repushBlobBytes"`
 	ComposeFile string   `json:"composeFile"`
 	PublicKey   string   `json:"publicKey"`
+	Version     string   `json:"version"`
+	// Web and Worker are the pushed, signed indexes (repo@digest).
+	Web    string `json:"web"`
+	Worker string `json:"worker"`
+
+	reg *oci.LocalRegistry // held for later checks (Hold)
+}
+
+// Close stops a registry ImagesCheck held.
+func (r *ImagesReport) Close() {
+	if r != nil && r.reg != nil {
+		r.reg.Close()
+		r.reg = nil
+	}
 }
 
 // Summary is one line for the rehearsal report.
@@ -76,9 +93,12 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 		return nil, err
 	}
 	r := &ImagesReport{Registry: reg.Host}
-	if o.Keep {
+	switch {
+	case o.Keep:
 		r.RegistryPid = reg.Pid
-	} else {
+	case o.Hold:
+		r.reg = reg
+	default:
 		defer reg.Close()
 	}
 	prefix := reg.Host + "/second"
@@ -119,14 +139,15 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 	if err != nil {
 		return r, err
 	}
+	r.Version = res.Version
 	pins := map[string]string{}
 	for _, p := range res.Pushed {
 		r.Images = append(r.Images, p.Ref)
 		switch p.Name {
 		case o.Config.Images.Web.Name:
-			pins["web"] = p.Ref
+			pins["web"], r.Web = p.Ref, p.Ref
 		case o.Config.Images.Worker.Name:
-			pins["worker"] = p.Ref
+			pins["worker"], r.Worker = p.Ref, p.Ref
 		}
 	}
 	signed, err := sign.Sign(ctx, sign.Options{Signer: sv, Refs: r.Images, Log: log})
