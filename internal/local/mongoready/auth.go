@@ -50,10 +50,22 @@ var errUsersExist = errors.New("mongod's data has users, but not the runtime's a
 func ensureWithAuth(ctx context.Context, o Options) error {
 	a := o.Auth
 	for {
-		err := Authenticate(ctx, o.Port, a.Admin)
-		if err == nil {
-			break
+		// One client as admin for the check and the replica-set steps:
+		// every sign-in is a SCRAM exchange, which start-to-ready feels.
+		c, err := connect(o.Port, &a.Admin)
+		if err != nil {
+			return err
 		}
+		err = c.Database("admin").RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
+		if err == nil {
+			err = ensureReplSetOn(ctx, o, c)
+			disconnect(c)
+			if err != nil {
+				return err
+			}
+			return EnsureUsers(ctx, o.Port, *a)
+		}
+		disconnect(c)
 		if !isAuthFailure(err) {
 			// Not up yet: wait like the replica-set steps do.
 			select {
@@ -67,10 +79,6 @@ func ensureWithAuth(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	if err := ensureReplSet(ctx, o, &a.Admin); err != nil {
-		return err
-	}
-	return EnsureUsers(ctx, o.Port, *a)
 }
 
 // bootstrap turns a mongod with no users into one with our admin, through

@@ -126,6 +126,11 @@ func ensureReplSet(ctx context.Context, o Options, cred *Credential) error {
 		return err
 	}
 	defer disconnect(c)
+	return ensureReplSetOn(ctx, o, c)
+}
+
+// ensureReplSetOn runs the replica-set steps over an open client.
+func ensureReplSetOn(ctx context.Context, o Options, c *mongo.Client) error {
 	admin := c.Database("admin")
 	addr := Addr(o.Port)
 
