@@ -889,3 +889,30 @@ func TestEchoGetsOutputAsWellAsTheLog(t *testing.T) {
 		t.Errorf("log lacks the output: %q", b)
 	}
 }
+
+// Unhealthy restarts count toward the crash-loop limit: a child that
+// never passes its liveness probe ends supervision like one that keeps
+// crashing, and the error says why.
+func TestUnhealthyRestartsCountAsCrashes(t *testing.T) {
+	dir := t.TempDir()
+	p := shProc(dir, "web", `touch "$DIR/$NAME.ready"; exec sleep 300`)
+	p.Liveness = &Liveness{
+		Probe:    probe.Func(func(context.Context) error { return errors.New("health endpoint hangs") }),
+		Interval: 20 * time.Millisecond, Timeout: 20 * time.Millisecond, Failures: 2, Grace: time.Second,
+	}
+	p.Restart.MaxCrashes = 3
+	s := New(Options{})
+	if err := s.Start(context.Background(), []*Process{p}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(20 * time.Second):
+		s.Stop(context.Background())
+		t.Fatal("supervision did not end after repeated unhealthy restarts")
+	}
+	var e *Error
+	if err := s.Err(); !errors.As(err, &e) || e.Op != "crash loop" || !strings.Contains(err.Error(), "unhealthy") || !strings.Contains(err.Error(), "health endpoint hangs") {
+		t.Errorf("Err = %v, want a crash loop naming the failed liveness check", err)
+	}
+}
