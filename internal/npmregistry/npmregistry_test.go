@@ -155,7 +155,7 @@ func TestVerdaccio(t *testing.T) {
 	if _, err := anon.DistTags(ctx, "@second-inc/cli"); npmregistry.CodeOf(err) != npmregistry.CodeAuthRequired {
 		t.Errorf("anonymous read of the restricted scope: %v, want auth_required", err)
 	}
-	bad := configFor(t, "@second-inc:registry="+v.URL+"\n//"+strings.TrimPrefix(v.URL, "http://")+"/:_authToken=not-a-real-token\n")
+	bad := configFor(t, "@second-inc:registry="+v.URL+"\n//"+strings.Trim(strings.TrimPrefix(v.URL, "http://"), "/")+"/:_authToken=not-a-real-token\n")
 	_, err = (&npmregistry.Client{Config: bad}).DistTags(ctx, "@second-inc/cli")
 	if code := npmregistry.CodeOf(err); code != npmregistry.CodeAuthRequired && code != npmregistry.CodeForbidden {
 		t.Errorf("bad token: %v, want auth_required or forbidden", err)

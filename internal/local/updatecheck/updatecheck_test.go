@@ -147,7 +147,7 @@ func TestVerdaccioWithUserNpmrc(t *testing.T) {
 
 	type setup struct{ user, project string }
 	scopeOnly := "@second-inc:registry=" + v.URL + "\n"
-	auth := "//" + strings.TrimPrefix(v.URL, "http://") + "/:_authToken=${TEST_NPM_TOKEN}\n"
+	auth := "//" + strings.Trim(strings.TrimPrefix(v.URL, "http://"), "/") + "/:_authToken=${TEST_NPM_TOKEN}\n"
 	for _, tc := range []struct {
 		name    string
 		files   setup

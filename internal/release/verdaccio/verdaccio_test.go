@@ -88,7 +88,7 @@ func TestStartAuthAndStop(t *testing.T) {
 		t.Errorf(".npmrc mode %v, want 0600", st.Mode().Perm())
 	}
 	b, _ := os.ReadFile(rc)
-	for _, want := range []string{"registry=" + s.URL, "@second-inc:registry=" + s.URL, "//" + strings.TrimPrefix(s.URL, "http://") + "/:_authToken=" + token} {
+	for _, want := range []string{"registry=" + s.URL, "@second-inc:registry=" + s.URL, "//" + strings.Trim(strings.TrimPrefix(s.URL, "http://"), "/") + "/:_authToken=" + token} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf(".npmrc lacks %q:\n%s", want, b)
 		}
