@@ -68,7 +68,6 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	t.Setenv("PATH", filepath.Dir(npx)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("SECOND_TEST_SECOND_BIN", p.bin)
 	t.Setenv("SECOND_CLI_RELEASE_PACKAGE", "@second-inc/cli")
-	t.Setenv("npm_config_update_notifier", "false")
 	layout := home.Layout{Root: p.home}
 	defer func() {
 		p.run(t, nil, "stop")
@@ -150,6 +149,11 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	redisAddr = "127.0.0.1:" + strconv.Itoa(servicePort(t, ctx, c, "redis"))
 	if got, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"GET", "kept"}); err != nil || !strings.Contains(got, "across-updates") {
 		t.Fatalf("redis after the rollback: %q, %v", got, err)
+	}
+	// The self-update transcript: nothing in this environment turns npm's
+	// notices off but the installer.
+	if log := p.log("update"); strings.Contains(log, "npm notice") {
+		t.Errorf("the update log shows npm notices:\n%s", log)
 	}
 	if err := c.Stop(ctx); err != nil {
 		t.Fatal(err)

@@ -218,3 +218,15 @@ func TestLocalPrefix(t *testing.T) {
 		t.Errorf("LocalPrefix without a project = %s, want %s", got, lone)
 	}
 }
+
+func TestQuiet(t *testing.T) {
+	in := []string{"PATH=/bin", "NPM_CONFIG_UPDATE_NOTIFIER=true", "npm_config_fund=true", "npm_config_registry=http://r/"}
+	got := Quiet(in)
+	want := []string{"PATH=/bin", "npm_config_registry=http://r/", "npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Quiet(%q) = %q, want %q", in, got, want)
+	}
+	if in[1] != "NPM_CONFIG_UPDATE_NOTIFIER=true" {
+		t.Error("Quiet changed its argument")
+	}
+}

@@ -76,7 +76,6 @@ func TestUpdateThroughNpx(t *testing.T) {
 		"PATH=" + filepath.Dir(npx) + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"HOME=" + userHome,
 		"SECOND_UPDATE_FIXTURE_EXE=" + exe,
-		"npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false",
 	}
 	defer stopAll(t, layout)
 
@@ -161,6 +160,13 @@ func TestUpdateThroughNpx(t *testing.T) {
 	assertHistory(t, layout, "started 1.0.0", "stopped 1.0.0", "started 1.1.0", "stopped 1.1.0", "started 1.1.0")
 	if b, _ := os.ReadFile(layout.Log("update")); !strings.Contains(string(b), "broken on purpose") {
 		t.Errorf("update log lacks the broken release's message:\n%s", b)
+	}
+	// The self-update transcript the user sees: no npm notices (nothing in
+	// this test's environment turns them off; the installer does).
+	for _, f := range []string{layout.Log("update"), filepath.Join(userHome, "first.log")} {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), "npm notice") {
+			t.Errorf("%s shows npm notices:\n%s", f, b)
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/home"
 	"github.com/second-inc/second-release/internal/local/control/client"
+	"github.com/second-inc/second-release/internal/npmconf"
 )
 
 // Phase of an install.
@@ -244,10 +245,12 @@ func (in *Installer) fail(code, detail string, log *slog.Logger) {
 func (in *Installer) launch(version string, log *slog.Logger) (code, detail string) {
 	ctx, cancel := context.WithTimeout(context.Background(), in.opts.ReadyTimeout)
 	defer cancel()
+	// npx, the launcher and its npm write into the update log the user
+	// reads: no npm notices there.
 	cmd := Command{
 		Path:    in.opts.NPX,
 		Args:    append([]string{"--yes", in.opts.Package + "@" + version, "start"}, in.opts.StartArgs...),
-		Env:     in.opts.Env,
+		Env:     npmconf.Quiet(in.opts.Env),
 		LogPath: in.opts.Layout.Log("update"),
 	}
 	log.Info("update: launching", "cmd", cmd.Path, "args", cmd.Args)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -183,6 +184,13 @@ func TestInstall(t *testing.T) {
 				}
 				if c.LogPath != l.Log("update") {
 					t.Errorf("log path %q", c.LogPath)
+				}
+				// npx and the launcher's npm write into the update log the
+				// user reads: their notices are off through the environment.
+				for _, kv := range []string{"npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false"} {
+					if !slices.Contains(c.Env, kv) {
+						t.Errorf("the launcher runs without %s", kv)
+					}
 				}
 			} else if len(runner.cmds) != 0 {
 				t.Error("launched a new version although the old one did not stop")

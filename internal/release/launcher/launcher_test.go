@@ -132,7 +132,7 @@ func TestInstalledLauncherRunsPayload(t *testing.T) {
 	write("in/web/server.js", "//\n", 0o644)
 	write("in/web/node_modules/next/index.js", "//\n", 0o644)
 	write("in/worker/worker.mjs", "//\n", 0o644)
-	write("in/second", "#!/bin/sh\necho \"second $* $SECOND_CLI_RELEASE_PACKAGE@$SECOND_CLI_RELEASE_VERSION launched=$SECOND_LAUNCHED_BY_CLI\"\n", 0o755)
+	write("in/second", "#!/bin/sh\necho \"second $* $SECOND_CLI_RELEASE_PACKAGE@$SECOND_CLI_RELEASE_VERSION launched=$SECOND_LAUNCHED_BY_CLI npm_quiet=$npm_config_update_notifier/$npm_config_fund/$npm_config_audit\"\n", 0o755)
 	payloadName := "@second-inc/cli-local-" + host.ID
 	_, mb, err := payload.Assemble(ctx, payload.Options{
 		Name: payloadName, Version: "1.2.3", Platform: host,
@@ -162,11 +162,14 @@ func TestInstalledLauncherRunsPayload(t *testing.T) {
 	}
 
 	home := filepath.Join(root, "home")
+	// The launcher runs as a user would run it: nothing quiets npm but the
+	// launcher itself.
 	env := append(os.Environ(), "HOME="+home, "npm_config_cache="+filepath.Join(root, "npm-cache"),
-		"npm_config_userconfig="+filepath.Join(root, "no-npmrc"), "npm_config_offline=true", "npm_config_update_notifier=false")
-	env = withoutKeys(env, "SECOND_HOME", "SECOND_CLI_PAYLOAD_DIR", "SECOND_CLI_PAYLOAD_PACKAGE")
+		"npm_config_userconfig="+filepath.Join(root, "no-npmrc"), "npm_config_offline=true")
+	env = withoutKeys(env, "SECOND_HOME", "SECOND_CLI_PAYLOAD_DIR", "SECOND_CLI_PAYLOAD_PACKAGE",
+		"npm_config_update_notifier", "npm_config_fund", "npm_config_audit")
 	prefix := filepath.Join(root, "prefix")
-	if out, err := runEnv(env, npm, "install", "--prefix", prefix, "--no-audit", "--no-fund", launcherTgz, payloadTgz); err != nil {
+	if out, err := runEnv(append(env, "npm_config_update_notifier=false"), npm, "install", "--prefix", prefix, "--no-audit", "--no-fund", launcherTgz, payloadTgz); err != nil {
 		t.Fatalf("npm install: %v\n%s", err, out)
 	}
 	second := filepath.Join(prefix, "node_modules", ".bin", "second")
@@ -183,6 +186,11 @@ func TestInstalledLauncherRunsPayload(t *testing.T) {
 	out, err = runEnv(append(env, "SECOND_CLI_PAYLOAD_PACKAGE="+payloadTgz), second, "version")
 	if err != nil || !strings.Contains(out, "second version @second-inc/cli@1.2.3 launched=1") || !strings.Contains(out, "installing") {
 		t.Fatalf("launcher installing the payload: %v\n%s", err, out)
+	}
+	// The first-run transcript: npm ran with its notices off (the payload
+	// sees the launcher's environment) and printed none.
+	if !strings.Contains(out, "npm_quiet=false/false/false") || strings.Contains(out, "npm notice") {
+		t.Errorf("the launcher did not turn npm's notices off:\n%s", out)
 	}
 	installed := filepath.Join(home, ".second", "cli-payloads", payloadName+"@1.2.3", "node_modules", filepath.FromSlash(payloadName))
 	m, _, err := manifest.Read(installed)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/second-inc/second-release/internal/home"
+	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/release/binarycheck"
 	"github.com/second-inc/second-release/internal/release/filetree"
 	"github.com/second-inc/second-release/internal/release/platform"
@@ -344,7 +345,7 @@ func install(ctx context.Context, o Options, spec, dir string) error {
 	o.Log.Info("fetching native variants", "spec", spec, "target", o.targetName())
 	cmd := exec.CommandContext(ctx, o.NPM, args...)
 	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
+	cmd.Env = npmconf.Quiet(os.Environ())
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 10 * time.Second

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/second-inc/second-release/internal/npmconf"
 )
 
 // Uploader changes the registry. The real one shells out to npm so the
@@ -100,10 +102,11 @@ func (n *NPMCLI) run(ctx context.Context, args []string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = n.Dir
-	cmd.Env = n.Env
-	if cmd.Env == nil {
-		cmd.Env = os.Environ()
+	env := n.Env
+	if env == nil {
+		env = os.Environ()
 	}
+	cmd.Env = npmconf.Quiet(env)
 	// Own process group, so a cancelled run takes npm's children with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

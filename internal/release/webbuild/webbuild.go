@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/release/filetree"
 	"github.com/second-inc/second-release/internal/release/nodemods"
 )
@@ -156,10 +157,9 @@ func (o *Options) defaults() error {
 }
 
 func buildEnv(o Options) []string {
-	env := append(os.Environ(),
+	env := append(npmconf.Quiet(os.Environ()),
 		"NEXT_TELEMETRY_DISABLED=1",
 		"SECOND_BUILD_ID="+o.BuildID,
-		"npm_config_update_notifier=false",
 	)
 	if !o.SourceDateEpoch.IsZero() {
 		env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(o.SourceDateEpoch.Unix(), 10))

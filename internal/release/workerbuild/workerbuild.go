@@ -22,6 +22,7 @@ import (
 
 	"github.com/evanw/esbuild/pkg/api"
 
+	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/release/filetree"
 	"github.com/second-inc/second-release/internal/release/nodemods"
 )
@@ -154,7 +155,7 @@ func installDeps(ctx context.Context, o Options, stage string) error {
 	o.Log.Info("running", "cmd", "npm "+strings.Join(args, " "), "dir", stage)
 	cmd := exec.CommandContext(ctx, o.NPM, args...)
 	cmd.Dir = stage
-	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
+	cmd.Env = npmconf.Quiet(os.Environ())
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 10 * time.Second

@@ -86,6 +86,17 @@ function resolvePayload(pkg, id) {
   );
 }
 
+// quietNpm turns off npm's update notifier, funding and audit messages for
+// every npm this launcher (and the runtime it starts) runs, through the
+// environment: the user's .npmrc is never edited.
+function quietNpm(env) {
+  const out = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^npm_config_(update_notifier|fund|audit)$/i.test(k)) out[k] = v;
+  }
+  return { ...out, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+}
+
 function secondHome(env) {
   if (env.SECOND_HOME) return path.resolve(env.SECOND_HOME);
   return path.join(os.homedir(), '.second');
@@ -312,7 +323,7 @@ async function main(argv) {
     process.stdout.write(usage(pkg));
     return;
   }
-  const env = process.env;
+  const env = quietNpm(process.env);
   const dir = await findPayload(pkg, env, log);
   const bin = path.join(dir, 'bin', 'second');
   try {
@@ -340,4 +351,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { LauncherError, redact, usage, platformId, resolvePayload, secondHome, installRoot, packageDir, verifyManifest };
+module.exports = { LauncherError, redact, quietNpm, usage, platformId, resolvePayload, secondHome, installRoot, packageDir, verifyManifest };
