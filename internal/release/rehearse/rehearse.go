@@ -23,6 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/release/artifact"
 	"github.com/second-inc/second-release/internal/release/pipeline"
@@ -72,7 +73,8 @@ type Report struct {
 	Version  string `json:"version"`
 	Launcher string `json:"launcher,omitempty"`
 	Registry string `json:"registry,omitempty"`
-	// Npmrc is the new user's .npmrc (registry + token) for trying it by hand.
+	// Npmrc is the new user's .npmrc for trying it by hand: the scope's
+	// registry and its token only, public packages from npm's default.
 	Npmrc   string          `json:"npmrc,omitempty"`
 	WorkDir string          `json:"workDir,omitempty"`
 	Kept    bool            `json:"kept"`
@@ -211,9 +213,8 @@ func registryCheck(ctx context.Context, r *rehearsal) (string, error) {
 	if err := srv.WriteNpmrc(pubRC, token); err != nil {
 		return "", err
 	}
-	env := append(cleanEnv(os.Environ()), "npm_config_userconfig="+pubRC,
-		"npm_config_cache="+filepath.Join(r.work, "npm-cache"), "npm_config_update_notifier=false",
-		"npm_config_fund=false", "npm_config_audit=false")
+	env := npmconf.Quiet(append(cleanEnv(os.Environ()), "npm_config_userconfig="+pubRC,
+		"npm_config_cache="+filepath.Join(r.work, "npm-cache")))
 	r.pub = publish.Options{
 		Dist: r.Dist, Release: r.rel, Registry: srv.URL, Access: "restricted",
 		Env: env, ProjectDir: pubDir, NPMBin: r.NPMBin, Log: r.log,
@@ -257,7 +258,9 @@ func npxCheck(ctx context.Context, r *rehearsal) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := r.srv.WriteNpmrc(r.rep.Npmrc, token); err != nil {
+	// Scoped: the user's other packages keep coming from their registry, so
+	// the file also serves a build that needs public packages.
+	if err := r.srv.WriteScopedNpmrc(r.rep.Npmrc, token); err != nil {
 		return "", err
 	}
 	host, err := platform.Host()
@@ -325,8 +328,7 @@ func (o Options) npx(ctx context.Context, home, spec string, args ...string) (st
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--yes", spec}, args...)...)
 	cmd.Dir = home
-	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "npm_config_update_notifier=false",
-		"npm_config_fund=false", "npm_config_audit=false", "TMPDIR=" + filepath.Join(home, "tmp")}
+	cmd.Env = npmconf.Quiet([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + filepath.Join(home, "tmp")})
 	for _, k := range []string{"LANG", "LC_ALL", "SYSTEMROOT"} {
 		if v, ok := os.LookupEnv(k); ok {
 			cmd.Env = append(cmd.Env, k+"="+v)
@@ -407,7 +409,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	if r.Kept {
 		fmt.Fprintf(w, "\nregistry kept running: %s (pid %d; stop it with: kill -- -%d)\n", r.Registry, r.Pid, r.Pid)
-		fmt.Fprintf(w, "new user's .npmrc: %s\n", r.Npmrc)
+		fmt.Fprintf(w, "new user's .npmrc: %s (scoped: only the rehearsed packages come from this registry, the rest from npm's default)\n", r.Npmrc)
 		fmt.Fprintf(w, "try it: HOME=%s npx --yes %s@%s version\n", filepath.Dir(r.Npmrc), r.Launcher, r.Version)
 		fmt.Fprintf(w, "files: %s\n", r.WorkDir)
 	}

@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/second-inc/second-release/internal/npmconf"
 	"github.com/second-inc/second-release/internal/release/artifact"
 	"github.com/second-inc/second-release/internal/release/rehearse"
 	"github.com/second-inc/second-release/internal/testsupport"
@@ -75,6 +78,37 @@ func TestRehearseKeep(t *testing.T) {
 	if strings.Contains(sb.String(), strings.TrimSpace(strings.SplitN(string(b), ":_authToken=", 2)[1])) {
 		t.Error("summary shows the token")
 	}
+	t.Run("the printed .npmrc is scoped and resolves public packages", func(t *testing.T) {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "registry=") {
+				t.Errorf(".npmrc sets the default registry (%q): public packages would 404", l)
+			}
+		}
+		if !strings.Contains(string(b), "@second-inc:registry="+rep.Registry) {
+			t.Errorf(".npmrc does not route @second-inc to %s:\n%s", rep.Registry, b)
+		}
+		publicRegistryReachable(t)
+		// A build's npm with the new user's .npmrc: the public package
+		// comes from npm's registry, the rehearsed one from Verdaccio.
+		dir := t.TempDir()
+		cmd := exec.Command("npm", "install", "--prefix", dir, "--no-package-lock", "tslib@2.8.1", rep.Launcher+"@"+rep.Version)
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(strings.ToLower(kv), "npm_config_") {
+				env = append(env, kv)
+			}
+		}
+		cmd.Env = append(env, "npm_config_userconfig="+rep.Npmrc, "npm_config_cache="+filepath.Join(dir, ".cache"),
+			"npm_config_update_notifier=false")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm install with %s: %v\n%s", rep.Npmrc, err, out)
+		}
+		for _, pkg := range []string{"tslib", rep.Launcher} {
+			if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json")); err != nil {
+				t.Errorf("%s not installed: %v", pkg, err)
+			}
+		}
+	})
 }
 
 func TestRehearseFailsAndCleansUp(t *testing.T) {
@@ -103,4 +137,15 @@ func TestRehearseFailsAndCleansUp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "next build failed") || rep.Registry != "" {
 		t.Fatalf("build failure: %v %+v", err, rep)
 	}
+}
+
+// publicRegistryReachable skips unless npm's public registry answers.
+func publicRegistryReachable(t *testing.T) {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(npmconf.DefaultRegistry + "tslib")
+	if err != nil {
+		t.Skipf("needs npm's public registry (%s) to install a public package: %v", npmconf.DefaultRegistry, err)
+	}
+	resp.Body.Close()
 }

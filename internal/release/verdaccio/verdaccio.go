@@ -282,6 +282,21 @@ func AddUser(ctx context.Context, registryURL, name, password string) (string, e
 // WriteNpmrcFor writes an .npmrc (mode 0600) pointing npm at registryURL with
 // token as its auth. scope, when set, also routes that scope to the registry.
 func WriteNpmrcFor(path, registryURL, token, scope string) error {
+	return writeNpmrc(path, registryURL, token, scope, true)
+}
+
+// WriteScopedNpmrc writes an .npmrc (mode 0600) that routes only scope to
+// registryURL, with token as its auth there; every other package still comes
+// from npm's default registry. This is the file to hand a user: a build run
+// with it still resolves public packages.
+func WriteScopedNpmrc(path, registryURL, token, scope string) error {
+	if scope == "" {
+		return fmt.Errorf("write %s: a scoped .npmrc needs a scope", path)
+	}
+	return writeNpmrc(path, registryURL, token, scope, false)
+}
+
+func writeNpmrc(path, registryURL, token, scope string, defaultRegistry bool) error {
 	u, err := url.Parse(registryURL)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("write %s: bad registry URL %q", path, registryURL)
@@ -290,7 +305,9 @@ func WriteNpmrcFor(path, registryURL, token, scope string) error {
 	// npm matches auth by the URL without scheme: //host[/path]/:_authToken.
 	key := "//" + u.Host + strings.TrimSuffix(u.Path, "/") + "/:_authToken"
 	var b strings.Builder
-	fmt.Fprintf(&b, "registry=%s\n", reg)
+	if defaultRegistry {
+		fmt.Fprintf(&b, "registry=%s\n", reg)
+	}
 	if scope != "" {
 		fmt.Fprintf(&b, "%s:registry=%s\n", scope, reg)
 	}
@@ -310,6 +327,12 @@ func WriteNpmrcFor(path, registryURL, token, scope string) error {
 // registry and the token (none when token is empty: an anonymous client).
 func (s *Server) WriteNpmrc(path, token string) error {
 	return WriteNpmrcFor(path, s.URL, token, s.Scope)
+}
+
+// WriteScopedNpmrc writes a user's .npmrc (0600) for this server: only the
+// scope comes from it (see WriteScopedNpmrc).
+func (s *Server) WriteScopedNpmrc(path, token string) error {
+	return WriteScopedNpmrc(path, s.URL, token, s.Scope)
 }
 
 func freePort() (int, error) {
