@@ -11,6 +11,7 @@ import (
 	"github.com/second-inc/second-release/internal/release/artifact"
 	"github.com/second-inc/second-release/internal/release/config"
 	"github.com/second-inc/second-release/internal/release/pipeline"
+	"github.com/second-inc/second-release/internal/release/preflight"
 )
 
 // buildFlags are the build flags of every command that builds (build, cut, rehearse).
@@ -66,4 +67,27 @@ func builder(o pipeline.Options) func(context.Context) (*artifact.Release, error
 		}
 		return c.Release, nil
 	}
+}
+
+// checkFirst runs the preflight of a cut or rehearsal before anything slow:
+// the version and platforms as the build will resolve them, the platforms
+// the images need (images: whether they are built; subset: a rehearsal may
+// narrow them to the linux platforms being built), and registry when set.
+func checkFirst(ctx context.Context, cfg *config.Config, bo pipeline.Options, images, subset bool, imagesFix string, registry func(context.Context) error) (*preflight.Result, error) {
+	c, err := pipeline.Resolve(ctx, bo)
+	if err != nil {
+		return nil, err
+	}
+	o := preflight.Options{Platforms: c.Platforms, SubsetImages: subset, ImagesFix: imagesFix, Registry: registry}
+	if images {
+		o.ImagePlatforms = cfg.Images.Platforms
+	}
+	res, err := preflight.Run(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range res.Notes {
+		bo.Log.Warn(n)
+	}
+	return res, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/second-inc/second-release/internal/release/config"
 	"github.com/second-inc/second-release/internal/release/cut"
 	"github.com/second-inc/second-release/internal/release/oci"
+	"github.com/second-inc/second-release/internal/release/publish"
 	"github.com/second-inc/second-release/internal/release/sign"
 	"github.com/second-inc/second-release/internal/release/verify"
 	"github.com/second-inc/second-release/internal/release/version"
@@ -45,6 +47,12 @@ dist/publish-state.json record the progress).`,
 			bo := bf.options(g, cfg, stderr)
 			bo.Version, bo.Out = v.String(), po.Dist
 			log := bo.Log
+			images := cfg.Images.Repository != ""
+			if _, err := checkFirst(cmd.Context(), cfg, bo, images, false, "", func(ctx context.Context) error {
+				return publish.CheckRegistry(ctx, po, cfg.LauncherName())
+			}); err != nil {
+				return fmt.Errorf("cut %s: %w", v, err)
+			}
 			o := cut.Options{
 				Version: v.String(), Dist: po.Dist, Publish: po, Log: log,
 				Build: builder(bo),

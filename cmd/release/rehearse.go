@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +55,10 @@ its URL and the new user's .npmrc.`,
 			if bin, err := verdaccio.FindBin(cfg.Dir); err == nil {
 				o.VerdaccioBin = bin
 			}
+			pre, err := checkFirst(cmd.Context(), cfg, bo, !noImages, true, "pass --no-images", nil)
+			if err != nil {
+				return fmt.Errorf("rehearsal: %w", err)
+			}
 			if !noImages {
 				// The image half: build on the offline dev base, push to a
 				// private OCI registry, re-push uploading nothing, sign with
@@ -62,12 +68,12 @@ its URL and the new user's .npmrc.`,
 				var imgs *verify.ImagesReport
 				defer func() { imgs.Close() }()
 				o.Images = func(ctx context.Context, work string) (string, error) {
-					r, err := verify.ImagesCheck(ctx, verify.ImagesCheckOptions{Config: cfg, Dist: out, WorkDir: work, Hold: true, Log: log})
+					r, err := verify.ImagesCheck(ctx, verify.ImagesCheckOptions{Config: cfg, Dist: out, WorkDir: work, Platforms: pre.ImagePlatforms, Hold: true, Log: log})
 					imgs = r
 					if err != nil {
 						return "", err
 					}
-					return r.Summary(), nil
+					return strings.Join(append([]string{r.Summary()}, pre.Notes...), "; "), nil
 				}
 				o.RunImages = func(ctx context.Context) (string, error) {
 					return verify.RunHostImages(ctx, imgs, log)

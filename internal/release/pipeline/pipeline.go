@@ -21,6 +21,7 @@ import (
 	"github.com/second-inc/second-release/internal/release/config"
 	"github.com/second-inc/second-release/internal/release/gobuild"
 	"github.com/second-inc/second-release/internal/release/platform"
+	"github.com/second-inc/second-release/internal/release/preflight"
 	"github.com/second-inc/second-release/internal/release/version"
 )
 
@@ -93,16 +94,17 @@ func (s Skip) Error() string { return "skipped: " + s.Reason }
 
 // BuildSteps are run in this order by Build.
 var BuildSteps = []Step{
-	versionStep{},  // decide the version and SOURCE_DATE_EPOCH
-	cleanStep{},    // empty the output dir (keeping nothing stale)
-	nativesStep{},  // mongod, redis-server, OpenSSL per platform (first: fails fast when unreachable)
-	webStep{},      // Next.js standalone server
-	workerStep{},   // bundled worker.mjs
-	goStep{},       // `second` for every platform through GoReleaser
-	payloadsStep{}, // one payload package per platform, per-target native modules
-	launcherStep{}, // the launcher, recording each payload manifest's digest
-	packStep{},     // byte-reproducible tarballs in dist/npm
-	releaseStep{},  // dist/release.json and SHA256SUMS
+	versionStep{},   // decide the version and SOURCE_DATE_EPOCH
+	preflightStep{}, // tools on PATH and free disk space, before anything slow
+	cleanStep{},     // empty the output dir (keeping nothing stale)
+	nativesStep{},   // mongod, redis-server, OpenSSL per platform (first: fails fast when unreachable)
+	webStep{},       // Next.js standalone server
+	workerStep{},    // bundled worker.mjs
+	goStep{},        // `second` for every platform through GoReleaser
+	payloadsStep{},  // one payload package per platform, per-target native modules
+	launcherStep{},  // the launcher, recording each payload manifest's digest
+	packStep{},      // byte-reproducible tarballs in dist/npm
+	releaseStep{},   // dist/release.json and SHA256SUMS
 }
 
 // Build runs every build step.
@@ -247,4 +249,16 @@ func (cleanStep) Run(_ context.Context, c *Context) error {
 		}
 	}
 	return os.MkdirAll(c.Stage, 0o755)
+}
+
+type preflightStep struct{}
+
+func (preflightStep) String() string { return "preflight" }
+
+func (preflightStep) Run(ctx context.Context, c *Context) error {
+	_, err := preflight.Run(ctx, preflight.Options{
+		Tools:  []string{"npm", "node", "go"},
+		OutDir: c.Dist, FreeBytes: preflight.BuildBytes(len(c.Platforms)),
+	})
+	return err
 }

@@ -30,6 +30,8 @@ type ImagesCheckOptions struct {
 	// RegistryBin is distribution's registry ("" : .tools/bin/registry next
 	// to release.yaml, then $PATH).
 	RegistryBin string
+	// Platforms are the OCI platforms to build (default: images.platforms).
+	Platforms []string
 	// Keep leaves the registry running (ImagesReport.Registry says where).
 	Keep bool
 	// Hold leaves the registry running until ImagesReport.Close, for checks
@@ -105,7 +107,7 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 
 	res, err := oci.BuildRelease(ctx, oci.ReleaseOptions{
 		Config: o.Config, Dist: o.Dist, Layout: filepath.Join(o.WorkDir, "oci"),
-		DevBase: true, Push: prefix, NoRecord: true, Log: log,
+		Platforms: o.Platforms, DevBase: true, Push: prefix, NoRecord: true, Log: log,
 	})
 	if err != nil {
 		return r, fmt.Errorf("images: %w", err)
@@ -181,7 +183,11 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 	}
 
 	// The negative check: an image nobody signed must be refused.
-	unsigned, err := pushUnsigned(ctx, reg.Host+"/second/unsigned", o.Config.Images.Platforms)
+	platforms := o.Platforms
+	if len(platforms) == 0 {
+		platforms = o.Config.Images.Platforms
+	}
+	unsigned, err := pushUnsigned(ctx, reg.Host+"/second/unsigned", platforms)
 	if err != nil {
 		return r, err
 	}
