@@ -17,6 +17,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/buildinfo"
 	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/progress"
 )
 
 // globals are the flags every subcommand shares.
@@ -39,13 +40,9 @@ func (g *globals) emit(w io.Writer, v any, human func(io.Writer)) error {
 	return nil
 }
 
-func (g *globals) logger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if g.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
+// logger is the command's log on w: steps and durations for a person at a
+// terminal, logfmt with -v or when w is a file or a pipe.
+func (g *globals) logger(w io.Writer) *slog.Logger { return progress.Logger(w, g.verbose) }
 
 func newRoot() *cobra.Command {
 	g := &globals{}

@@ -136,6 +136,7 @@ func RunSteps[C any](ctx context.Context, log *slog.Logger, c C, steps []StepOf[
 		case errors.As(err, &skip):
 			log.Info("step skipped", "name", step.String(), "reason", skip.Reason)
 		case err != nil:
+			log.Error("step failed", "name", step.String(), "took", time.Since(start).Round(time.Millisecond))
 			return fmt.Errorf("%s: %w", step, err)
 		default:
 			log.Info("step done", "name", step.String(), "took", time.Since(start).Round(time.Millisecond))

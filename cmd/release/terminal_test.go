@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/second-inc/second-release/internal/testsupport"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// screen is what a terminal shows after out: each line's text after its
+// last carriage return and erase-line, colours removed.
+func screen(out string) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if i := strings.LastIndex(l, "\r"); i >= 0 {
+			l = l[i+1:]
+		}
+		l = strings.ReplaceAll(l, "\x1b[K", "")
+		lines = append(lines, regexp.MustCompile(`\x1b\[[0-9;]*m`).ReplaceAllString(l, ""))
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+var (
+	durations = regexp.MustCompile(`\b(\d+\.\ds|\d+m\d+s)\b`)
+	spaces    = regexp.MustCompile(` {2,}<t>`)
+)
+
+// normalize makes a recording comparable across runs: durations become <t>
+// and temp paths $TMP.
+func normalize(s, tmp string) string {
+	s = strings.ReplaceAll(s, tmp, "$TMP")
+	s = durations.ReplaceAllString(s, "<t>")
+	return spaces.ReplaceAllString(s, " <t>")
+}
+
+// TestBuildTerminalRecording runs `release build` at a pseudo-terminal on
+// the example app and compares the screen with
+// testdata/build-terminal.golden (durations and temp paths normalized): one
+// line per step with its duration, and no logfmt.
+func TestBuildTerminalRecording(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example app (Next.js, npm ci, GoReleaser); not in -short")
+	}
+	testsupport.Tool(t, "npm")
+	testsupport.Tool(t, "goreleaser")
+	tmp := t.TempDir()
+	repo := filepath.Join(tmp, "repo")
+	if out, err := exec.Command("git", "clone", "-q", testsupport.RepoRoot(t), repo).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	t.Setenv("NO_COLOR", "1") // colours are the progress package's tests' business
+	ptmx, tty := testsupport.OpenPTY(t)
+	rec := make(chan []byte)
+	go func() { b, _ := io.ReadAll(ptmx); rec <- b }()
+
+	root := newRoot()
+	var stdout bytes.Buffer
+	root.SetOut(&stdout)
+	root.SetErr(tty)
+	root.SetArgs([]string{"--config", filepath.Join(repo, "release.yaml"), "build", "--snapshot",
+		"--skip-natives", "--platform", "linux-x64", "--out", filepath.Join(tmp, "dist")})
+	err := root.Execute()
+	tty.Close()
+	var raw []byte
+	select {
+	case raw = <-rec:
+	case <-time.After(10 * time.Second):
+		t.Fatal("terminal output never ended")
+	}
+	if err != nil {
+		t.Fatalf("release build: %v\nterminal:\n%s", err, raw)
+	}
+	if strings.Contains(string(raw), "level=INFO") {
+		t.Errorf("logfmt at a terminal:\n%s", raw)
+	}
+	got := normalize(screen(string(raw)), tmp)
+	path := filepath.Join("testdata", "build-terminal.golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("release build at a terminal differs from %s:\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
