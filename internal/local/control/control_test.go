@@ -154,40 +154,47 @@ func TestSecurityRefusals(t *testing.T) {
 		name string
 		r    req
 		want int
+		code string // the answer's {"error": code}: 403 alone does not say which check refused
 	}{
-		{"no token: status", req{method: "GET", path: "/status", host: good}, 401},
-		{"no token: release status", req{method: "GET", path: "/release/status", host: good}, 401},
-		{"no token: stop", req{method: "POST", path: "/stop", host: good}, 401},
-		{"no token: install", req{method: "POST", path: "/update/install", host: good}, 401},
-		{"wrong token", req{method: "GET", path: "/status", host: good, auth: wrongSameLen}, 401},
-		{"wrong-length token", req{method: "GET", path: "/status", host: good, auth: "Bearer abc"}, 401},
-		{"overlong token", req{method: "GET", path: "/status", host: good, auth: bearer + "00"}, 401},
-		{"token with basic scheme", req{method: "GET", path: "/status", host: good, auth: "Basic " + h.token}, 401},
-		{"empty bearer", req{method: "GET", path: "/status", host: good, auth: "Bearer "}, 401},
-		{"foreign host", req{method: "GET", path: "/status", host: "evil.example:" + port, auth: bearer}, 403},
-		{"foreign host on health", req{method: "GET", path: "/health", host: "evil.example:" + port}, 403},
-		{"rebinding name", req{method: "GET", path: "/health", host: "127.0.0.1.nip.io:" + port}, 403},
-		{"loopback without port", req{method: "GET", path: "/health", host: "127.0.0.1"}, 403},
-		{"other port", req{method: "GET", path: "/health", host: "localhost:1"}, 403},
-		{"empty host", req{method: "GET", path: "/health", host: ""}, 403},
-		{"empty host with token", req{method: "POST", path: "/stop", host: "", auth: bearer}, 403},
-		{"cross-site POST", req{method: "POST", path: "/stop", host: good, auth: bearer, headers: map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}}, 403},
-		{"same-site POST from another port", req{method: "POST", path: "/stop", host: good, auth: bearer, headers: map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:3030"}}, 403},
-		{"origin mismatch without fetch metadata", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: "{}", headers: map[string]string{"Origin": "http://evil.example"}}, 403},
-		{"oversized body", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: big}, 413},
-		{"oversized chunked body", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: big, chunked: true}, 413},
-		{"text/plain body", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "text/plain", body: `{"version":"1.1.0"}`}, 415},
-		{"form body", req{method: "POST", path: "/stop", host: good, auth: bearer, ctype: "application/x-www-form-urlencoded", body: "a=b"}, 415},
-		{"body without content type", req{method: "POST", path: "/stop", host: good, auth: bearer, body: "{}"}, 415},
-		{"invalid json", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: "{"}, 400},
-		{"unknown route needs token too", req{method: "GET", path: "/debug/pprof/", host: good}, 401},
-		{"wrong method", req{method: "GET", path: "/stop", host: good, auth: bearer}, 404},
+		{"no token: status", req{method: "GET", path: "/status", host: good}, 401, "unauthorized"},
+		{"no token: release status", req{method: "GET", path: "/release/status", host: good}, 401, "unauthorized"},
+		{"no token: stop", req{method: "POST", path: "/stop", host: good}, 401, "unauthorized"},
+		{"no token: install", req{method: "POST", path: "/update/install", host: good}, 401, "unauthorized"},
+		{"wrong token", req{method: "GET", path: "/status", host: good, auth: wrongSameLen}, 401, "unauthorized"},
+		{"wrong-length token", req{method: "GET", path: "/status", host: good, auth: "Bearer abc"}, 401, "unauthorized"},
+		{"overlong token", req{method: "GET", path: "/status", host: good, auth: bearer + "00"}, 401, "unauthorized"},
+		{"token with basic scheme", req{method: "GET", path: "/status", host: good, auth: "Basic " + h.token}, 401, "unauthorized"},
+		{"empty bearer", req{method: "GET", path: "/status", host: good, auth: "Bearer "}, 401, "unauthorized"},
+		{"foreign host", req{method: "GET", path: "/status", host: "evil.example:" + port, auth: bearer}, 403, "forbidden_host"},
+		{"foreign host on health", req{method: "GET", path: "/health", host: "evil.example:" + port}, 403, "forbidden_host"},
+		{"rebinding name", req{method: "GET", path: "/health", host: "127.0.0.1.nip.io:" + port}, 403, "forbidden_host"},
+		{"loopback without port", req{method: "GET", path: "/health", host: "127.0.0.1"}, 403, "forbidden_host"},
+		{"other port", req{method: "GET", path: "/health", host: "localhost:1"}, 403, "forbidden_host"},
+		{"empty host", req{method: "GET", path: "/health", host: ""}, 403, "forbidden_host"},
+		{"empty host with token", req{method: "POST", path: "/stop", host: "", auth: bearer}, 403, "forbidden_host"},
+		{"cross-site POST", req{method: "POST", path: "/stop", host: good, auth: bearer, headers: map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}}, 403, "cross_origin"},
+		{"same-site POST from another port", req{method: "POST", path: "/stop", host: good, auth: bearer, headers: map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:3030"}}, 403, "cross_origin"},
+		{"origin mismatch without fetch metadata", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: "{}", headers: map[string]string{"Origin": "http://evil.example"}}, 403, "cross_origin"},
+		{"oversized body", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: big}, 413, "body_too_large"},
+		{"oversized chunked body", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: big, chunked: true}, 413, "body_too_large"},
+		{"text/plain body", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "text/plain", body: `{"version":"1.1.0"}`}, 415, "json_only"},
+		{"form body", req{method: "POST", path: "/stop", host: good, auth: bearer, ctype: "application/x-www-form-urlencoded", body: "a=b"}, 415, "json_only"},
+		{"body without content type", req{method: "POST", path: "/stop", host: good, auth: bearer, body: "{}"}, 415, "json_only"},
+		{"invalid json", req{method: "POST", path: "/update/install", host: good, auth: bearer, ctype: "application/json", body: "{"}, 400, "invalid_json"},
+		{"unknown route needs token too", req{method: "GET", path: "/debug/pprof/", host: good}, 401, "unauthorized"},
+		{"wrong method", req{method: "GET", path: "/stop", host: good, auth: bearer}, 404, "not_found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			code, hdr, body := h.send(t, tc.r)
 			if code != tc.want {
 				t.Errorf("got %d %s, want %d", code, body, tc.want)
+			}
+			var answer struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(body), &answer); err != nil || answer.Error != tc.code {
+				t.Errorf("answer %q, want {\"error\":%q}", body, tc.code)
 			}
 			for k := range hdr {
 				if strings.HasPrefix(strings.ToLower(k), "access-control-") {
