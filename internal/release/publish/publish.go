@@ -444,14 +444,20 @@ func (r *run) waitVisible(ctx context.Context, ps []pkg) error {
 	deadline := time.Now().Add(r.opts.VisibleTimeout)
 	delay := 250 * time.Millisecond
 	pending := append([]pkg{}, ps...)
+	var polls, failed int // registry reads, and those that errored
+	var lastErr error
 	for {
 		var still []pkg
 		var last string
 		for _, p := range pending {
 			info, err := r.reader.Package(ctx, p.Name)
+			polls++
 			switch {
 			case err != nil:
+				failed++
+				lastErr = err
 				last = err.Error()
+				r.log.Warn("visibility check failed", "package", p.Name, "error", err, "failed_polls", failed)
 				still = append(still, p)
 			case info == nil || info.Versions[p.Version] == "":
 				last = p.Name + "@" + p.Version + " not visible yet"
@@ -461,13 +467,20 @@ func (r *run) waitVisible(ctx context.Context, ps []pkg) error {
 			}
 		}
 		if len(still) == 0 {
+			if failed > 0 {
+				r.log.Warn("packages visible after failed checks", "failed_polls", failed, "polls", polls)
+			}
 			return nil
 		}
 		pending = still
 		if time.Now().Add(delay).After(deadline) {
-			return fmt.Errorf("waiting for %d package(s) to become visible in %s: %s", len(pending), r.args.Registry, last)
+			msg := fmt.Sprintf("waiting for %d package(s) to become visible in %s: %s", len(pending), r.args.Registry, last)
+			if failed > 0 {
+				msg += fmt.Sprintf(" (%d of %d registry reads failed, the last with: %v)", failed, polls, lastErr)
+			}
+			return errors.New(msg)
 		}
-		r.log.Info("waiting for packages to become visible", "pending", len(pending), "retry_in", delay)
+		r.log.Info("waiting for packages to become visible", "pending", len(pending), "retry_in", delay, "failed_polls", failed)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

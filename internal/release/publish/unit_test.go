@@ -6,11 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/second-inc/second-release/internal/npmregistry"
 	"github.com/second-inc/second-release/internal/release/artifact"
@@ -235,5 +238,64 @@ func TestMakePlan(t *testing.T) {
 	p.WriteTable(&sb)
 	if !strings.Contains(sb.String(), "publish the launcher @second-inc/plan-cli@1.0.0") || strings.Contains(sb.String(), "build 1.0.0") {
 		t.Errorf("steps:\n%s", sb.String())
+	}
+}
+
+// flakyReads fails the registry reads numbered from..to (1-based, to 0: no
+// end) and counts every read.
+type flakyReads struct {
+	*memRegistry
+	mu       sync.Mutex
+	reads    int
+	from, to int
+}
+
+func (f *flakyReads) Package(ctx context.Context, n string) (*npmregistry.PackageInfo, error) {
+	f.mu.Lock()
+	f.reads++
+	k := f.reads
+	f.mu.Unlock()
+	if k >= f.from && (f.to == 0 || k <= f.to) {
+		return nil, errors.New("read: connection reset by peer")
+	}
+	return f.memRegistry.Package(ctx, n)
+}
+
+// TestVisibilityWatcherReportsFailedPolls: failed registry reads while
+// waiting for packages to become visible are logged and counted, and a
+// timeout says how many failed and with what.
+func TestVisibilityWatcherReportsFailedPolls(t *testing.T) {
+	// Preflight reads the three packages (reads 1-3); the first visibility
+	// round for the two payloads (reads 4-5) fails, the retry succeeds.
+	dist := release(t, "watch", "1.0.0", "a")
+	f := &flakyReads{memRegistry: newMem(), from: 4, to: 5}
+	var log strings.Builder
+	o := memOptions(t, dist, f.memRegistry)
+	o.Reader = f
+	o.Log = slog.New(slog.NewTextHandler(&log, nil))
+	if _, err := publish.Run(context.Background(), o); err != nil {
+		t.Fatalf("publish with two failed visibility reads: %v\n%s", err, log.String())
+	}
+	if n := strings.Count(log.String(), `msg="visibility check failed"`); n != 2 {
+		t.Errorf("logged %d failed visibility checks, want 2:\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "failed_polls=2") {
+		t.Errorf("log does not count the failed polls:\n%s", log.String())
+	}
+
+	// Every read after the preflight fails: the timeout names the count and the error.
+	dist = release(t, "watchdead", "1.0.0", "a")
+	f = &flakyReads{memRegistry: newMem(), from: 4}
+	o = memOptions(t, dist, f.memRegistry)
+	o.Reader, o.VisibleTimeout = f, time.Second
+	_, err := publish.Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "registry reads failed") || !strings.Contains(err.Error(), "connection reset by peer") {
+		t.Fatalf("publish with every visibility read failing = %v, want the failed reads counted and the last error", err)
+	}
+	f.mu.Lock()
+	reads := f.reads
+	f.mu.Unlock()
+	if want := fmt.Sprintf("%d of %d registry reads failed", reads-3, reads-3); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want %q", err, want)
 	}
 }
