@@ -16,6 +16,7 @@ import (
 	"github.com/second-inc/second-release/internal/release/compose"
 	"github.com/second-inc/second-release/internal/release/config"
 	"github.com/second-inc/second-release/internal/release/oci"
+	"github.com/second-inc/second-release/internal/release/ociregistry"
 	"github.com/second-inc/second-release/internal/release/sign"
 )
 
@@ -86,11 +87,11 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 	bin := o.RegistryBin
 	if bin == "" {
 		var err error
-		if bin, err = oci.FindRegistryBin(o.Config.Dir); err != nil {
+		if bin, err = ociregistry.FindBin(o.Config.Dir); err != nil {
 			return nil, err
 		}
 	}
-	reg, err := oci.StartLocalRegistry(ctx, bin, filepath.Join(o.WorkDir, "oci-registry"))
+	reg, err := ociregistry.Start(ctx, bin, filepath.Join(o.WorkDir, "oci-registry"))
 	if err != nil {
 		return nil, err
 	}

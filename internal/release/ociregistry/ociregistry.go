@@ -1,4 +1,7 @@
-package oci
+// Package ociregistry starts a distribution/distribution registry
+// (.tools/bin/registry) on a loopback port: the rehearsal's private registry
+// and the tests' (through testsupport.StartRegistry).
+package ociregistry
 
 import (
 	"context"
@@ -14,9 +17,8 @@ import (
 	"time"
 )
 
-// LocalRegistry is a distribution/distribution registry (.tools/bin/registry)
-// on a loopback port, for rehearsals: plain HTTP, storage in Dir.
-type LocalRegistry struct {
+// Registry is a registry on a loopback port: plain HTTP, storage in Dir.
+type Registry struct {
 	Host string // 127.0.0.1:<port>
 	Dir  string
 	Pid  int
@@ -26,9 +28,9 @@ type LocalRegistry struct {
 	done chan struct{}
 }
 
-// FindRegistryBin looks for the registry scripts/setup installs:
+// FindBin looks for the registry scripts/setup installs:
 // <root>/.tools/bin/registry, then `registry` on $PATH.
-func FindRegistryBin(root string) (string, error) {
+func FindBin(root string) (string, error) {
 	p := filepath.Join(root, ".tools", "bin", "registry")
 	if st, err := os.Stat(p); err == nil && !st.IsDir() {
 		return p, nil
@@ -39,8 +41,8 @@ func FindRegistryBin(root string) (string, error) {
 	return "", fmt.Errorf("no OCI registry binary at %s or on $PATH: run scripts/setup (it installs distribution v3)", p)
 }
 
-// StartLocalRegistry runs bin with its storage under dir until Close.
-func StartLocalRegistry(ctx context.Context, bin, dir string) (*LocalRegistry, error) {
+// Start runs bin with its storage under dir until Close.
+func Start(ctx context.Context, bin, dir string) (*Registry, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -57,7 +59,7 @@ func StartLocalRegistry(ctx context.Context, bin, dir string) (*LocalRegistry, e
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	r := &LocalRegistry{Host: host, Dir: dir, Log: filepath.Join(dir, "registry.log"), done: make(chan struct{})}
+	r := &Registry{Host: host, Dir: dir, Log: filepath.Join(dir, "registry.log"), done: make(chan struct{})}
 	logf, err := os.Create(r.Log)
 	if err != nil {
 		return nil, err
@@ -99,7 +101,7 @@ func StartLocalRegistry(ctx context.Context, bin, dir string) (*LocalRegistry, e
 }
 
 // Close stops the registry.
-func (r *LocalRegistry) Close() error {
+func (r *Registry) Close() error {
 	if r == nil || r.cmd == nil || r.cmd.Process == nil {
 		return nil
 	}
@@ -115,7 +117,7 @@ func (r *LocalRegistry) Close() error {
 	return nil
 }
 
-func (r *LocalRegistry) tail() string {
+func (r *Registry) tail() string {
 	b, _ := os.ReadFile(r.Log)
 	if len(b) > 4096 {
 		b = b[:4096]
