@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +16,7 @@ import (
 	"github.com/second-inc/second-release/internal/local/control"
 	"github.com/second-inc/second-release/internal/local/control/client"
 	"github.com/second-inc/second-release/internal/local/runstatus"
-	"github.com/second-inc/second-release/internal/local/stack"
+	"github.com/second-inc/second-release/internal/testsupport"
 )
 
 // fixedRuntime reports the same snapshot every time, so two requests see
@@ -24,8 +26,8 @@ type fixedRuntime struct{ snap control.Snapshot }
 func (f fixedRuntime) Snapshot() control.Snapshot     { return f.snap }
 func (f fixedRuntime) Stop(ctx context.Context) error { return nil }
 
-// GET /status and `second status --json` (stack.ControlStatus is its
-// path while a control server answers) encode the same type: for one state
+// GET /status and `second status --json` (run as a built binary; it asks
+// the control server while one answers) encode the same type: for one state
 // they print the same JSON, except controlUrl and packageName, which only
 // the server's answer carries. Both bodies are pinned so the wire format
 // cannot drift.
@@ -67,20 +69,11 @@ func TestStatusJSONSameForServerAndCLI(t *testing.T) {
 		t.Errorf("GET /status\n got %s\nwant %s", got, wantServer)
 	}
 
-	st, err := stack.ControlStatus(ctx, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// `second status --json` indents; the content is what counts.
-	var cli bytes.Buffer
-	enc := json.NewEncoder(&cli)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(st); err != nil {
-		t.Fatal(err)
-	}
+	// The real CLI, against the real server.
+	out := runSecond(t, "--home", l.Root, "status", "--json")
 	var compact bytes.Buffer
-	if err := json.Compact(&compact, cli.Bytes()); err != nil {
-		t.Fatal(err)
+	if err := json.Compact(&compact, out); err != nil {
+		t.Fatalf("second status --json printed no JSON: %v\n%s", err, out)
 	}
 	if got := compact.String(); got != wantCLI {
 		t.Errorf("status --json\n got %s\nwant %s", got, wantCLI)
@@ -95,4 +88,29 @@ func getStatus(t *testing.T, srv *control.Server, token string) string {
 		t.Fatalf("GET /status: %d %s", code, body)
 	}
 	return body
+}
+
+// runSecond builds cmd/second once per test and runs it with args, outside
+// any user's home and token settings.
+func runSecond(t *testing.T, args ...string) []byte {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "second")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/second")
+	build.Dir = testsupport.RepoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/second: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SECOND_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("second %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
 }
