@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,7 +97,22 @@ func npmEnv(t *testing.T, registryURL, token string) []string {
 // prefix; variant changes every tarball's bytes.
 func release(t *testing.T, prefix, version, variant string) string {
 	t.Helper()
+	return releaseWithBulk(t, prefix, version, variant, 0)
+}
+
+// releaseWithBulk is release with bulk bytes of incompressible data in each
+// payload, so an upload takes many writes.
+func releaseWithBulk(t *testing.T, prefix, version, variant string, bulk int) string {
+	t.Helper()
 	dist := t.TempDir()
+	var filler string
+	if bulk > 0 {
+		b := make([]byte, bulk)
+		for i := range b {
+			b[i] = byte(rand.Uint32())
+		}
+		filler = string(b)
+	}
 	if err := os.MkdirAll(filepath.Join(dist, "npm"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +120,11 @@ func release(t *testing.T, prefix, version, variant string) string {
 	add := func(kind, name, platform string) {
 		pj, _ := json.Marshal(map[string]any{"name": name, "version": version, "description": "test " + variant, "license": "UNLICENSED"})
 		file := filepath.Join(dist, "npm", strings.NewReplacer("@", "", "/", "-").Replace(name)+"-"+version+".tgz")
-		testsupport.WriteNpmTarball(t, file, map[string]string{"package.json": string(pj), "README.md": variant})
+		files := map[string]string{"package.json": string(pj), "README.md": variant}
+		if kind == artifact.KindPayload && filler != "" {
+			files["bulk.bin"] = filler
+		}
+		testsupport.WriteNpmTarball(t, file, files)
 		a, err := artifact.FromFile(dist, file, artifact.Artifact{Kind: kind, Name: name, Version: version, Platform: platform})
 		if err != nil {
 			t.Fatal(err)

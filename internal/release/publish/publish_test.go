@@ -148,9 +148,13 @@ func TestFaults(t *testing.T) {
 		child bool
 		// firstMayPass: the first run may succeed (the registry kept the upload).
 		firstMayPass bool
+		// bulk: bytes of incompressible data in each payload.
+		bulk int
 	}{
-		{name: "connection reset during payload upload", rule: func(prefix string, _ func()) faultproxy.Rule {
-			return faultproxy.Rule{Method: "PUT", Suffix: "/" + payloadName(prefix, "linux-x64"), Action: faultproxy.Reset}
+		// A payload of several MB, reset after a fifth of its PUT body: the
+		// client is mid-upload, not done and waiting for the answer.
+		{name: "connection reset during payload upload", bulk: 4 << 20, rule: func(prefix string, _ func()) faultproxy.Rule {
+			return faultproxy.Rule{Method: "PUT", Suffix: "/" + payloadName(prefix, "linux-x64"), Action: faultproxy.Reset, ResetAt: 0.2}
 		}},
 		{name: "503 on the launcher", rule: func(prefix string, _ func()) faultproxy.Rule {
 			return faultproxy.Rule{Method: "PUT", Suffix: "/" + launcherName(prefix), Action: faultproxy.Status, Status: http.StatusServiceUnavailable}
@@ -165,7 +169,7 @@ func TestFaults(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := "fault" + string(rune('a'+i))
-			dist := release(t, prefix, "2.0.0", tc.name)
+			dist := releaseWithBulk(t, prefix, "2.0.0", tc.name, tc.bulk)
 			payloads := []string{payloadName(prefix, "darwin-arm64"), payloadName(prefix, "linux-x64")}
 			w := watch(reg, launcherName(prefix), payloads)
 			defer w.Stop(t)
@@ -201,7 +205,16 @@ func TestFaults(t *testing.T) {
 				_, firstErr = publish.Run(ctx, opts)
 			}
 			if len(proxy.Hits()) == hits {
-				t.Fatalf("the fault never fired; requests: %v", proxy.Requests())
+				t.Fatalf("the fault never fired (first run: %v); requests: %v", firstErr, proxy.Requests())
+			}
+			for _, h := range proxy.Hits()[hits:] {
+				if h.Action != faultproxy.Reset {
+					continue
+				}
+				if h.BodySize < 4<<20 || h.BodyRead <= 0 || h.BodyRead >= h.BodySize/2 {
+					t.Errorf("reset after %d of %d body bytes; want a body of several MB cut early", h.BodyRead, h.BodySize)
+				}
+				t.Logf("reset after %d of %d body bytes", h.BodyRead, h.BodySize)
 			}
 			if firstErr == nil && !tc.firstMayPass {
 				t.Fatal("first publish succeeded despite the fault")

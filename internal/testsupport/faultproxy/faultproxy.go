@@ -20,7 +20,8 @@ import (
 type Action int
 
 const (
-	// Reset reads part of the request body, then resets the TCP connection.
+	// Reset reads part of the request body (Rule.ResetAt of it), then resets
+	// the TCP connection while the client is still sending.
 	Reset Action = iota + 1
 	// Status answers with Rule.Status without forwarding.
 	Status
@@ -40,17 +41,24 @@ type Rule struct {
 	Action   Action
 	Status   int           // for Status
 	Delay    time.Duration // for Stall
-	Hook     func(*http.Request)
+	// ResetAt is the fraction of the request body (by Content-Length) Reset
+	// reads before the reset; 0, or a body of unknown length: 4 KiB.
+	ResetAt float64
+	Hook    func(*http.Request)
 	// Times limits how often the rule fires; 0 means every time.
 	Times int
 
 	fired int
+	hit   int // index in Proxy.hits of the request being served
 }
 
 // Hit records one request that met a rule.
 type Hit struct {
 	Method, Path string
 	Action       Action
+	// For Reset: the body's Content-Length (-1 unknown) and how many bytes
+	// of it the proxy had read when it reset the connection.
+	BodySize, BodyRead int64
 }
 
 // Proxy is a running fault-injecting proxy.
@@ -143,8 +151,9 @@ func (p *Proxy) match(r *http.Request) *Rule {
 			continue
 		}
 		rule.fired++
-		p.hits = append(p.hits, Hit{Method: r.Method, Path: r.URL.EscapedPath(), Action: rule.Action})
+		p.hits = append(p.hits, Hit{Method: r.Method, Path: r.URL.EscapedPath(), Action: rule.Action, BodySize: r.ContentLength})
 		cp := *rule
+		cp.hit = len(p.hits) - 1
 		return &cp
 	}
 	return nil
@@ -161,8 +170,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		http.Error(w, http.StatusText(rule.Status), rule.Status)
 	case Reset:
-		// Take some of the upload so the client is mid-send, then RST.
-		io.CopyN(io.Discard, r.Body, 4096)
+		// Take part of the upload so the client is mid-send, then RST.
+		n := int64(4096)
+		if rule.ResetAt > 0 && r.ContentLength > 0 {
+			n = int64(float64(r.ContentLength) * rule.ResetAt)
+		}
+		read, _ := io.CopyN(io.Discard, r.Body, n)
+		p.mu.Lock()
+		p.hits[rule.hit].BodyRead = read
+		p.mu.Unlock()
 		reset(w)
 	case Hook:
 		if rule.Hook != nil {
