@@ -25,7 +25,7 @@ type step struct {
 	run  func(ctx context.Context, log *slog.Logger) error
 }
 
-func (s step) String() string                                  { return s.name }
+func (s step) String() string                                   { return s.name }
 func (s step) Run(ctx context.Context, log **slog.Logger) error { return s.run(ctx, *log) }
 
 // steps is a short build: a step that logs, a skipped one, a failing one.

@@ -55,7 +55,7 @@ type ImagesReport struct {
 	Web    string `json:"web"`
 	Worker string `json:"worker"`
 
-	reg *oci.LocalRegistry // held for later checks (Hold)
+	reg *ociregistry.Registry // held for later checks (Hold)
 }
 
 // Close stops a registry ImagesCheck held.
