@@ -31,17 +31,31 @@ func screen(out string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-var (
-	durations = regexp.MustCompile(`\b(\d+\.\ds|\d+m\d+s)\b`)
-	spaces    = regexp.MustCompile(` {2,}<t>`)
-)
+// variable are the parts of a build's output that differ between runs, in
+// the order they are replaced (each replacement is idempotent).
+var variable = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`took=\S+`), "took=<t>"},
+	{regexp.MustCompile(`snapshot\.[0-9a-f]+`), "snapshot.<commit>"},
+	{regexp.MustCompile(`commit=[0-9a-f]+`), "commit=<commit>"},
+	{regexp.MustCompile(`source_date_epoch=\d+`), "source_date_epoch=<epoch>"},
+	{regexp.MustCompile(`\b(size|bytes)=\d+`), "$1=<n>"},
+	{regexp.MustCompile(`second-workerbuild-\d+`), "second-workerbuild-<n>"},
+	{regexp.MustCompile(`\b(\d+(\.\d+)?(ms|s)|\d+m\d+(\.\d+)?s)\b`), "<t>"},
+	{regexp.MustCompile(` {2,}<t>`), " <t>"},
+}
 
-// normalize makes a recording comparable across runs: durations become <t>
-// and temp paths $TMP.
+// normalize makes a recording comparable across runs: temp paths become
+// $TMP, durations <t>, and the version's commit, the epoch and sizes
+// placeholders.
 func normalize(s, tmp string) string {
 	s = strings.ReplaceAll(s, tmp, "$TMP")
-	s = durations.ReplaceAllString(s, "<t>")
-	return spaces.ReplaceAllString(s, " <t>")
+	for _, v := range variable {
+		s = v.re.ReplaceAllString(s, v.with)
+	}
+	return s
 }
 
 // TestBuildTerminalRecording runs `release build` at a pseudo-terminal on
