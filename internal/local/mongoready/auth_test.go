@@ -1,8 +1,10 @@
 package mongoready
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +167,7 @@ func TestPingerSurvivesRestartAndNoticesAHang(t *testing.T) {
 	if err := syscall.Kill(m.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, m.PID())
 	began := time.Now()
 	if err := check(); err == nil || time.Since(began) > 3*time.Second {
 		t.Errorf("a stopped mongod: %v after %v", err, time.Since(began))
@@ -179,5 +182,27 @@ func TestPingerSurvivesRestartAndNoticesAHang(t *testing.T) {
 			t.Fatal("the Pinger did not reconnect to the restarted mongod")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitStopped returns once the kernel shows pid stopped: kill(2) returns
+// before every thread of the target has taken SIGSTOP, and a request sent
+// in between may still be answered.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Skipf("waiting for SIGSTOP needs /proc (Linux): %v", err)
+		}
+		// The state follows the parenthesised command name.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d not stopped 5 s after SIGSTOP: %s", pid, b)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
