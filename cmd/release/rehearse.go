@@ -27,7 +27,10 @@ loopback port whose @scope packages only authenticated users can read or
 publish, publishes with --access restricted, then checks what a new user would
 meet: anonymous reads are refused; with the rehearsal .npmrc,
 npx --yes <launcher>@<V> version installs this host's payload through the
-launcher and prints <V>; publishing again skips everything. Prints a summary and
+launcher and prints <V>; as another new user, npx --yes <launcher>@<V> start
+--no-open brings the whole stack up from the payload's own natives (web and
+worker health answer), then status and stop leave nothing running (twice: with
+and without the install, both timed); publishing again skips everything. Prints a summary and
 removes everything it started. It also builds the images (on the offline dev
 base where release.yaml pins none), pushes them to a private OCI registry,
 signs them with a fresh cosign key and verifies them, then pulls this host's

@@ -16,10 +16,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -75,11 +73,14 @@ type Report struct {
 	Registry string `json:"registry,omitempty"`
 	// Npmrc is the new user's .npmrc for trying it by hand: the scope's
 	// registry and its token only, public packages from npm's default.
-	Npmrc   string          `json:"npmrc,omitempty"`
-	WorkDir string          `json:"workDir,omitempty"`
-	Kept    bool            `json:"kept"`
-	Pid     int             `json:"registryPid,omitempty"`
-	Checks  []Result        `json:"checks"`
+	Npmrc   string   `json:"npmrc,omitempty"`
+	WorkDir string   `json:"workDir,omitempty"`
+	Kept    bool     `json:"kept"`
+	Pid     int      `json:"registryPid,omitempty"`
+	Checks  []Result `json:"checks"`
+	// Stack times the new user's `npx … start` (first run with the
+	// install, then the second), when the stack check ran.
+	Stack   []StackRun      `json:"stack,omitempty"`
 	Publish *publish.Ledger `json:"publish,omitempty"`
 }
 
@@ -102,6 +103,7 @@ var checks = []pipeline.StepOf[*rehearsal]{
 	check{"publish --access restricted", publishCheck},
 	check{"anonymous reads refused", anonymousCheck},
 	check{"npx as a new user", npxCheck},
+	check{"stack starts and stops through npx", stackCheck},
 	check{"publish again skips everything", republishCheck},
 	check{"images pushed, signed, verified", imagesCheck},
 	check{"host images run under podman", runImagesCheck},
@@ -320,32 +322,30 @@ func runImagesCheck(ctx context.Context, r *rehearsal) (string, error) {
 // npx runs `npx --yes spec args...` as a new user: only HOME, PATH and the
 // locale from this environment, so nothing of the caller's npm setup leaks in.
 func (o Options) npx(ctx context.Context, home, spec string, args ...string) (string, error) {
-	bin := o.NPXBin
-	if bin == "" {
-		bin = "npx"
-	}
 	ctx, cancel := context.WithTimeout(ctx, o.NPXTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--yes", spec}, args...)...)
-	cmd.Dir = home
-	cmd.Env = npmconf.Quiet([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + filepath.Join(home, "tmp")})
-	for _, k := range []string{"LANG", "LC_ALL", "SYSTEMROOT"} {
-		if v, ok := os.LookupEnv(k); ok {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(home, "tmp"), 0o700); err != nil {
+	cmd, err := o.npxCmd(ctx, home, spec, args...)
+	if err != nil {
 		return "", err
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("npx --yes %s %s: %w\n%s", spec, strings.Join(args, " "), err, lastLines(stderr.String()+stdout.String(), 20))
 	}
 	return stdout.String(), nil
+}
+
+// newUserEnv is a new user's environment: only HOME, PATH and the locale
+// from this one, so nothing of the caller's npm or Second setup leaks in.
+func newUserEnv(home string) []string {
+	env := npmconf.Quiet([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + filepath.Join(home, "tmp")})
+	for _, k := range []string{"LANG", "LC_ALL", "SYSTEMROOT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // cleanEnv drops the caller's npm settings and Second overrides, so the

@@ -48,7 +48,7 @@ func TestRehearseKeep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"build", "private registry", "publish --access restricted", "anonymous reads refused", "npx as a new user", "publish again skips everything"}
+	want := []string{"build", "private registry", "publish --access restricted", "anonymous reads refused", "npx as a new user", "stack starts and stops through npx", "publish again skips everything"}
 	if len(rep.Checks) != len(want) || !rep.OK() {
 		t.Fatalf("checks: %+v", rep.Checks)
 	}
@@ -56,6 +56,10 @@ func TestRehearseKeep(t *testing.T) {
 		if c.Name != want[i] {
 			t.Errorf("check %d is %q, want %q", i, c.Name, want[i])
 		}
+	}
+	// The fake payload carries no natives: the stack check says it did not run, and why.
+	if d := rep.Checks[5].Detail; !strings.Contains(d, "not run") || !strings.Contains(d, "--skip-natives") {
+		t.Errorf("stack check detail %q does not say it was not run for lack of natives", d)
 	}
 	if rep.Publish.Tag != "next" {
 		t.Errorf("a snapshot was tagged %q, want next", rep.Publish.Tag)
