@@ -75,7 +75,7 @@ fails the build, naming it.`,
 func runImages(ctx context.Context, g *globals, cfg *config.Config, f imagesFlags, stdout, stderr io.Writer) error {
 	o := oci.ReleaseOptions{
 		Config: cfg, Dist: f.out, Web: f.web, Worker: f.worker, Version: f.version,
-		WebBase: f.webBase, WorkerBase: f.workerBase, DevBase: f.devBase, DevNode: f.devNode, Push: f.push, Log: g.logger(stderr),
+		WebBase: f.webBase, WorkerBase: f.workerBase, DevBase: f.devBase, DevNode: f.devNode, Push: f.push, Log: g.logger(stderr), PushProgress: g.bytes(stderr, "push"),
 	}
 	if f.platforms != "" {
 		o.Platforms = strings.Split(f.platforms, ",")

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,9 +176,21 @@ func TestBuildPushReproducible(t *testing.T) {
 
 	checkLayout(t, out1, base)
 
-	pushed, err := Push(ctx, PushOptions{Layout: out1, Prefix: reg.Host + "/second", Version: "1.2.3"})
+	var progMu sync.Mutex
+	progress := map[string][2]int64{} // image -> last (done, total)
+	pushed, err := Push(ctx, PushOptions{Layout: out1, Prefix: reg.Host + "/second", Version: "1.2.3",
+		Progress: func(image string, done, total int64) {
+			progMu.Lock()
+			defer progMu.Unlock()
+			progress[image] = [2]int64{done, total}
+		}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range b1 {
+		if got := progress[p.Name]; got[1] == 0 || got[0] != got[1] {
+			t.Errorf("push progress of %s ended at %d of %d bytes, want complete", p.Name, got[0], got[1])
+		}
 	}
 	for i, p := range pushed {
 		if p.Digest != b1[i].Digest {

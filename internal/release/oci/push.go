@@ -29,6 +29,9 @@ type PushOptions struct {
 	// Transport is the base HTTP transport (nil: remote.DefaultTransport).
 	Transport http.RoundTripper
 	Log       *slog.Logger
+	// Progress, when set, is told the bytes uploaded so far of each image
+	// (blobs the registry already has count as done).
+	Progress func(image string, done, total int64)
 }
 
 // Pushed is one image index in the registry.
@@ -115,7 +118,29 @@ func pushIndex(ctx context.Context, opts PushOptions, imgName, version string, i
 	counter := &CountingTransport{Base: opts.Transport}
 	ropts := RemoteOptions(ctx, counter)
 	ref := repo.Digest(d.String())
-	if err := remote.WriteIndex(ref, idx, ropts...); err != nil {
+	var drained chan struct{}
+	writeOpts := ropts
+	if opts.Progress != nil {
+		// ggcr sends updates while it writes and closes the channel at the
+		// end; MultiWrite, unlike WriteIndex, closes it once for a whole index.
+		updates := make(chan v1.Update, 64)
+		drained = make(chan struct{})
+		go func() {
+			defer close(drained)
+			for u := range updates {
+				if u.Error == nil {
+					opts.Progress(imgName, u.Complete, u.Total)
+				}
+			}
+		}()
+		// Only for this write: ggcr closes the channel when it ends.
+		writeOpts = append(append([]remote.Option{}, ropts...), remote.WithProgress(updates))
+	}
+	err = remote.MultiWrite(map[name.Reference]remote.Taggable{ref: idx}, writeOpts...)
+	if drained != nil {
+		<-drained
+	}
+	if err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", ref, err)
 	}
 	p := Pushed{Name: imgName, Repository: repo.String(), Digest: d.String(), Ref: ref.String()}

@@ -43,6 +43,8 @@ type ReleaseOptions struct {
 	// NoRecord leaves release.json alone (rehearsals on a throwaway base).
 	NoRecord bool
 	Log      *slog.Logger
+	// PushProgress, when set, is told each image's upload progress.
+	PushProgress func(image string, done, total int64)
 }
 
 // ReleaseResult is what BuildRelease built and pushed.
@@ -131,7 +133,7 @@ func BuildRelease(ctx context.Context, o ReleaseOptions) (*ReleaseResult, error)
 	}
 	res := &ReleaseResult{Version: rel.Version, Layout: layoutDir, Images: built}
 	if o.Push != "" {
-		if res.Pushed, err = Push(ctx, PushOptions{Layout: layoutDir, Prefix: o.Push, Version: rel.Version, Log: log}); err != nil {
+		if res.Pushed, err = Push(ctx, PushOptions{Layout: layoutDir, Prefix: o.Push, Version: rel.Version, Log: log, Progress: o.PushProgress}); err != nil {
 			return res, err
 		}
 	}

@@ -249,3 +249,36 @@ func (s *screen) line(text string) {
 		fmt.Fprint(s.w, s.status())
 	}
 }
+
+// Bytes returns a byte-progress reporter for w: at a terminal it redraws one
+// line per item ("label item  12.3/40.0 MiB  31%") at most every 100 ms and
+// ends it when the item is complete; elsewhere it is nil (the caller's log
+// says what was transferred).
+func Bytes(w io.Writer, label string) func(item string, done, total int64) {
+	if !IsTerminal(w) {
+		return nil
+	}
+	var (
+		mu   sync.Mutex
+		last time.Time
+	)
+	return func(item string, done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		complete := total > 0 && done >= total
+		if !complete && time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		line := fmt.Sprintf("%s%s %s  %s", clearLine, label, item, mib(done))
+		if total > 0 {
+			line += fmt.Sprintf("/%s  %d%%", mib(total), done*100/total)
+		}
+		if complete {
+			line += "\n"
+		}
+		fmt.Fprint(w, line)
+	}
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

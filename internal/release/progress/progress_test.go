@@ -150,3 +150,22 @@ func TestLoggerChoice(t *testing.T) {
 		t.Errorf("NO_COLOR=1 but colours in %q", out)
 	}
 }
+
+// TestBytes: byte progress redraws one line per item at a terminal, ends it
+// when the item is complete, and is off elsewhere.
+func TestBytes(t *testing.T) {
+	var buf bytes.Buffer
+	if progress.Bytes(&buf, "push") != nil {
+		t.Error("byte progress off a terminal")
+	}
+	out := capture(t, func(tty *os.File) {
+		report := progress.Bytes(tty, "push")
+		report("second-web", 0, 4<<20)
+		report("second-web", 1<<20, 4<<20) // within 100 ms: not drawn
+		report("second-web", 4<<20, 4<<20) // complete: always drawn
+	})
+	want := "\r\x1b[Kpush second-web  0.0 MiB/4.0 MiB  0%" + "\r\x1b[Kpush second-web  4.0 MiB/4.0 MiB  100%\n"
+	if out != want {
+		t.Errorf("terminal got %q, want %q", out, want)
+	}
+}
