@@ -207,15 +207,7 @@ func TestFaults(t *testing.T) {
 			if len(proxy.Hits()) == hits {
 				t.Fatalf("the fault never fired (first run: %v); requests: %v", firstErr, proxy.Requests())
 			}
-			for _, h := range proxy.Hits()[hits:] {
-				if h.Action != faultproxy.Reset {
-					continue
-				}
-				if h.BodySize < 4<<20 || h.BodyRead <= 0 || h.BodyRead >= h.BodySize/2 {
-					t.Errorf("reset after %d of %d body bytes; want a body of several MB cut early", h.BodyRead, h.BodySize)
-				}
-				t.Logf("reset after %d of %d body bytes", h.BodyRead, h.BodySize)
-			}
+			checkResetsMidBody(t, proxy.Hits()[hits:])
 			if firstErr == nil && !tc.firstMayPass {
 				t.Fatal("first publish succeeded despite the fault")
 			}
@@ -247,6 +239,21 @@ func TestFaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkResetsMidBody: every reset came while a body of several MB was
+// still being sent, not after it.
+func checkResetsMidBody(t *testing.T, hits []faultproxy.Hit) {
+	t.Helper()
+	for _, h := range hits {
+		if h.Action != faultproxy.Reset {
+			continue
+		}
+		if h.BodySize < 4<<20 || h.BodyRead <= 0 || h.BodyRead >= h.BodySize/2 {
+			t.Errorf("reset after %d of %d body bytes; want a body of several MB cut early", h.BodyRead, h.BodySize)
+		}
+		t.Logf("reset after %d of %d body bytes", h.BodyRead, h.BodySize)
 	}
 }
 
