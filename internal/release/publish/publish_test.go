@@ -350,7 +350,7 @@ func TestNpmConfigHonoured(t *testing.T) {
 	reg := direct(t, srv, token)
 	ctx := context.Background()
 	dead := "http://127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t)) + "/"
-	nerf := "//" + strings.TrimPrefix(srv.URL, "http://") + "/:_authToken=" + token
+	nerf := "//" + strings.Trim(strings.TrimPrefix(srv.URL, "http://"), "/") + "/:_authToken=" + token
 
 	tests := []struct {
 		name, npmrc, flag, prefix string
