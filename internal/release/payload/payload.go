@@ -43,6 +43,12 @@ type Options struct {
 	// WebDir and WorkerDir are the built, retargeted trees copied to
 	// dist/web (must hold server.js) and dist/worker (must hold worker.mjs).
 	WebDir, WorkerDir string
+	// LinkTrees says WebDir and WorkerDir are this payload's own staging
+	// copies, nothing else reads them: their files are hard-linked into the
+	// payload (and given its modes and times) instead of copied, which saves
+	// writing the largest part of the payload again. Falls back to copying
+	// where a link cannot be made (another file system).
+	LinkTrees bool
 	// RuntimeDir holds bin/ and lib/ for dist/runtime; "" leaves dist/runtime empty.
 	RuntimeDir string
 	// Natives records mongod, redis and openssl versions and source digests.
@@ -129,6 +135,7 @@ type job struct {
 	src  string
 	rel  string // slash path in the payload
 	mode fs.FileMode
+	link bool // the source may become the payload's file (Options.LinkTrees)
 }
 
 func (o *Options) assemble(ctx context.Context) (*manifest.Manifest, []byte, error) {
@@ -140,6 +147,11 @@ func (o *Options) assemble(ctx context.Context) (*manifest.Manifest, []byte, err
 	var bad []string
 	add := func(srcRoot, dstRel string, only []string) error {
 		js, b, err := collect(srcRoot, dstRel, only, log)
+		if o.LinkTrees && (srcRoot == o.WebDir || srcRoot == o.WorkerDir) {
+			for i := range js {
+				js[i].link = true
+			}
+		}
 		jobs = append(jobs, js...)
 		bad = append(bad, b...)
 		return err
@@ -384,6 +396,11 @@ feed:
 }
 
 func copyFile(j job, dst string, buf []byte) (manifest.File, error) {
+	if j.link {
+		if err := os.Link(j.src, dst); err == nil {
+			return linkedFile(j, dst, buf)
+		}
+	}
 	in, err := os.Open(j.src)
 	if err != nil {
 		return manifest.File{}, fmt.Errorf("copy %s: %w", j.rel, err)
@@ -403,6 +420,25 @@ func copyFile(j job, dst string, buf []byte) (manifest.File, error) {
 	}
 	if err != nil {
 		return manifest.File{}, fmt.Errorf("copy %s to %s: %w", j.src, dst, err)
+	}
+	return manifest.File{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Mode: fmt.Sprintf("%04o", j.mode)}, nil
+}
+
+// linkedFile records a file hard-linked into place: its digest (reading is
+// still needed for the manifest, writing is not) and the payload's mode.
+func linkedFile(j job, dst string, buf []byte) (manifest.File, error) {
+	if err := os.Chmod(dst, j.mode); err != nil {
+		return manifest.File{}, fmt.Errorf("link %s to %s: %w", j.src, dst, err)
+	}
+	in, err := os.Open(dst)
+	if err != nil {
+		return manifest.File{}, fmt.Errorf("link %s to %s: %w", j.src, dst, err)
+	}
+	defer in.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, onlyReader{in}, buf)
+	if err != nil {
+		return manifest.File{}, fmt.Errorf("read %s: %w", dst, err)
 	}
 	return manifest.File{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Mode: fmt.Sprintf("%04o", j.mode)}, nil
 }

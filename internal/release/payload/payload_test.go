@@ -348,3 +348,43 @@ func TestAssemblePackReproducible(t *testing.T) {
 		t.Fatalf("two builds of the same inputs differ:\n%s\n%s", sums[0], sums[1])
 	}
 }
+
+// LinkTrees hard-links the web and worker files instead of copying them; the
+// manifest is the same, and files from elsewhere (the template, the binary,
+// the runtime) are still copies.
+func TestAssembleLinkTrees(t *testing.T) {
+	host, err := platform.Host()
+	if err != nil {
+		t.Skip("needs a supported host platform: " + err.Error())
+	}
+	f := newFixture(t)
+	copied := f.options(t, host)
+	_, want, err := Assemble(context.Background(), copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := f.options(t, host)
+	linked.LinkTrees = true
+	_, got, err := Assemble(context.Background(), linked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("manifest with LinkTrees differs:\n%s\nwant\n%s", got, want)
+	}
+	same := func(a, b string) bool {
+		sa, err1 := os.Stat(a)
+		sb, err2 := os.Stat(b)
+		return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+	}
+	if !same(filepath.Join(f.web, "server.js"), filepath.Join(linked.Dir, "dist/web/server.js")) ||
+		!same(filepath.Join(f.worker, "worker.mjs"), filepath.Join(linked.Dir, "dist/worker/worker.mjs")) {
+		t.Error("web and worker files were copied, not linked")
+	}
+	if same(f.binary, filepath.Join(linked.Dir, "bin/second")) || same(filepath.Join(f.runtime, "bin/mongod"), filepath.Join(linked.Dir, "dist/runtime/bin/mongod")) {
+		t.Error("a file outside the web and worker trees was linked")
+	}
+	if same(filepath.Join(f.web, "server.js"), filepath.Join(copied.Dir, "dist/web/server.js")) {
+		t.Error("without LinkTrees a web file was linked")
+	}
+}

@@ -192,6 +192,7 @@ func (payloadsStep) Run(ctx context.Context, c *Context) error {
 			SecondBinary:    bin.Path,
 			WebDir:          targetDirs["web"],
 			WorkerDir:       targetDirs["worker"],
+			LinkTrees:       true, // the per-platform copies above are the payload's alone
 			RuntimeDir:      rt.Dir,
 			Natives:         rt.Natives,
 			SourceDateEpoch: c.Epoch,
