@@ -16,73 +16,109 @@ import (
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 
-// BenchmarkAssemblePackVsTarCzf times assembling and packing a payload from
-// already built inputs against `tar czf` of the assembled tree, interleaved
-// in the same run so machine load hits both alike. It reports
-// ratio = (assemble+pack) / tar czf (goal ≤ 1.25) and both tarball sizes.
+// BenchmarkPayload times what a release engineer waits for per platform,
+// on a tree of the real product's shape: assembling the payload dir from the
+// built trees (copying, and hard-linking as the build does), packing it,
+// both together, and `tar czf` of the same dir for reference.
 //
-// Web input: $SECOND_BENCH_WEB_DIR (e.g. a copy of a built
-// .next/standalone), else a generated tree of similar shape (~2,000
-// JavaScript files plus native blobs), so the figure is stable across runs. The `second` binary is
-// this test binary (a real Go executable for the host).
-func BenchmarkAssemblePackVsTarCzf(b *testing.B) {
-	tarPath, err := exec.LookPath("tar")
-	if err != nil {
-		b.Skip("needs tar on PATH")
-	}
+// Inputs: $SECOND_BENCH_WEB_DIR and $SECOND_BENCH_WORKER_DIR (copies of a
+// built .next/standalone and worker), else generated trees of the real
+// shape: a Next standalone of ~3,600 entries and a worker with a ~200 MB
+// native binary. The `second` binary is this test binary.
+func BenchmarkPayload(b *testing.B) {
 	host, err := platform.Host()
 	if err != nil {
 		b.Skip(err.Error())
 	}
 	in := b.TempDir()
-	web := benchWebDir(b, in)
-	worker := filepath.Join(in, "worker")
-	writeFile(b, filepath.Join(worker, "worker.mjs"), synthJS(rand.New(rand.NewSource(2)), 2<<20), 0o644)
+	web, worker := benchWebDir(b, in), benchWorkerDir(b, in)
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
 	epoch := time.Unix(1_780_000_000, 0)
-	var ours, tars time.Duration
-	var ourSize, tarSize int64
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		work := b.TempDir()
+	// Each assembly gets its own copy of the trees, as the build's
+	// per-platform staging copy, made outside the timer.
+	assemble := func(b *testing.B, work string, link bool) string {
+		b.Helper()
+		b.StopTimer()
+		w, k := filepath.Join(work, "in", "web"), filepath.Join(work, "in", "worker")
+		if err := os.MkdirAll(filepath.Join(work, "in"), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for src, dst := range map[string]string{web: w, worker: k} {
+			if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp -a %s: %v\n%s", src, err, out)
+			}
+		}
+		b.StartTimer()
 		stage := filepath.Join(work, "stage")
-		start := time.Now()
-		_, _, err := Assemble(ctx, Options{
+		if _, _, err := Assemble(ctx, Options{
 			Name: "@second-inc/cli-local-" + host.ID, Version: "1.2.3", Platform: host,
 			TemplateDir: filepath.Join(testsupport.RepoRoot(b), "packaging", host.ID),
-			Dir:         stage, SecondBinary: self, WebDir: web, WorkerDir: worker,
+			Dir:         stage, SecondBinary: self, WebDir: w, WorkerDir: k, LinkTrees: link,
 			SourceDateEpoch: epoch,
-		})
-		if err != nil {
+		}); err != nil {
 			b.Fatal(err)
 		}
-		tgz := filepath.Join(work, "payload.tgz")
-		if err := pack.Tarball(ctx, stage, tgz, epoch); err != nil {
-			b.Fatal(err)
-		}
-		ours += time.Since(start)
-
-		start = time.Now()
-		out := filepath.Join(work, "tar.tgz")
-		if o, err := exec.Command(tarPath, "czf", out, "-C", stage, ".").CombinedOutput(); err != nil {
-			b.Fatalf("tar czf: %v\n%s", err, o)
-		}
-		tars += time.Since(start)
-
-		ourSize, tarSize = size(b, tgz), size(b, out)
-		b.StopTimer()
-		os.RemoveAll(work)
-		b.StartTimer()
+		return stage
 	}
-	b.ReportMetric(float64(ours)/float64(tars), "ratio")
-	b.ReportMetric(float64(ours.Milliseconds())/float64(b.N), "ours-ms/op")
-	b.ReportMetric(float64(tars.Milliseconds())/float64(b.N), "tarczf-ms/op")
-	b.ReportMetric(float64(ourSize), "tgz-bytes")
-	b.ReportMetric(float64(tarSize), "tarczf-bytes")
+	for _, link := range []bool{false, true} {
+		name := map[bool]string{false: "assemble copy", true: "assemble link"}[link]
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				work := b.TempDir()
+				assemble(b, work, link)
+				b.StopTimer()
+				os.RemoveAll(work)
+				b.StartTimer()
+			}
+		})
+	}
+	b.Run("pack", func(b *testing.B) {
+		b.StopTimer()
+		work := b.TempDir()
+		stage := assemble(b, work, true)
+		b.StartTimer()
+		var n int64
+		for i := 0; i < b.N; i++ {
+			tgz := filepath.Join(work, "payload.tgz")
+			if err := pack.Tarball(ctx, stage, tgz, epoch); err != nil {
+				b.Fatal(err)
+			}
+			n = size(b, tgz)
+		}
+		b.ReportMetric(float64(n), "tgz-bytes")
+		b.ReportMetric(float64(treeBytes(b, stage)), "tree-bytes")
+	})
+	b.Run("whole", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			work := b.TempDir()
+			stage := assemble(b, work, true)
+			if err := pack.Tarball(ctx, stage, filepath.Join(work, "payload.tgz"), epoch); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			os.RemoveAll(work)
+			b.StartTimer()
+		}
+	})
+	b.Run("tar czf", func(b *testing.B) {
+		b.StopTimer()
+		work := b.TempDir()
+		stage := assemble(b, work, true)
+		b.StartTimer()
+		var n int64
+		for i := 0; i < b.N; i++ {
+			out := filepath.Join(work, "tar.tgz")
+			if o, err := exec.Command("tar", "czf", out, "-C", stage, ".").CombinedOutput(); err != nil {
+				b.Fatalf("tar czf: %v\n%s", err, o)
+			}
+			n = size(b, out)
+		}
+		b.ReportMetric(float64(n), "tgz-bytes")
+	})
 }
 
 func size(b *testing.B, p string) int64 {
@@ -93,26 +129,72 @@ func size(b *testing.B, p string) int64 {
 	return st.Size()
 }
 
+func treeBytes(b *testing.B, root string) (n int64) {
+	filepath.Walk(root, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// benchWebDir is a Next.js standalone tree: server.js, .next/server and
+// .next/static chunks, and node_modules of many small JavaScript files with
+// a few native blobs; ~3,600 files and directories in all.
 func benchWebDir(b *testing.B, in string) string {
 	if d := os.Getenv("SECOND_BENCH_WEB_DIR"); d != "" {
 		return d
 	}
-	// A stand-in shaped like a Next.js standalone tree: many small
-	// JavaScript files (compressible) and a few large native blobs (not).
 	web := filepath.Join(in, "web")
 	r := rand.New(rand.NewSource(1))
 	writeFile(b, filepath.Join(web, "server.js"), synthJS(r, 8<<10), 0o644)
-	for i := 0; i < 2000; i++ {
-		rel := fmt.Sprintf("node_modules/pkg%03d/dist/file%d.js", i/20, i%20)
-		writeFile(b, filepath.Join(web, filepath.FromSlash(rel)), synthJS(r, 2<<10+r.Intn(30<<10)), 0o644)
+	writeFile(b, filepath.Join(web, "package.json"), `{"name":"web","private":true}`, 0o644)
+	for i := 0; i < 300; i++ {
+		writeFile(b, filepath.Join(web, fmt.Sprintf(".next/server/app/route%02d/page%d.js", i/6, i%6)), synthJS(r, 1<<10+r.Intn(40<<10)), 0o644)
+	}
+	for i := 0; i < 200; i++ {
+		writeFile(b, filepath.Join(web, fmt.Sprintf(".next/static/chunks/%04x.js", i)), synthJS(r, 2<<10+r.Intn(60<<10)), 0o644)
+	}
+	// node_modules: 420 packages of 6 files each in dist/ and lib/.
+	for i := 0; i < 2520; i++ {
+		dir := []string{"dist", "lib"}[i%2]
+		rel := fmt.Sprintf("node_modules/pkg%03d/%s/file%d.js", i/6, dir, i%6)
+		writeFile(b, filepath.Join(web, filepath.FromSlash(rel)), synthJS(r, 1<<10+r.Intn(24<<10)), 0o644)
 	}
 	for i := 0; i < 3; i++ {
-		blob := make([]byte, 5<<20)
-		r.Read(blob)
-		writeFile(b, filepath.Join(web, fmt.Sprintf("node_modules/@img/native%d/lib/libvips.so", i)), string(blob), 0o755)
+		writeFile(b, filepath.Join(web, fmt.Sprintf("node_modules/@img/native%d/lib/libvips.so", i)), nativeBlob(r, 5<<20), 0o755)
 	}
 	b.Logf("web input: generated tree in %s", web)
 	return web
+}
+
+// benchWorkerDir is the bundled worker next to its native SDK (~200 MB).
+func benchWorkerDir(b *testing.B, in string) string {
+	if d := os.Getenv("SECOND_BENCH_WORKER_DIR"); d != "" {
+		return d
+	}
+	worker := filepath.Join(in, "worker")
+	r := rand.New(rand.NewSource(2))
+	writeFile(b, filepath.Join(worker, "worker.mjs"), synthJS(r, 2<<20), 0o644)
+	writeFile(b, filepath.Join(worker, "node_modules/@vendor/sdk-native/package.json"), `{"name":"@vendor/sdk-native"}`, 0o644)
+	writeFile(b, filepath.Join(worker, "node_modules/@vendor/sdk-native/bin/sdk.node"), nativeBlob(r, 200<<20), 0o755)
+	b.Logf("worker input: generated tree in %s", worker)
+	return worker
+}
+
+// nativeBlob is machine-code-like: half random, half repeated runs, so it
+// compresses about as much as a real shared library.
+func nativeBlob(r *rand.Rand, n int) string {
+	buf := make([]byte, n)
+	r.Read(buf)
+	for off := 0; off+8192 <= n; off += 16384 {
+		copy(buf[off+4096:off+8192], buf[off:off+4096])
+		for i := off + 8192; i < off+12288 && i < n; i++ {
+			buf[i] = 0
+		}
+	}
+	return string(buf)
 }
 
 var words = strings.Fields("const let function return if else for while import export default from this new class extends async await true false null undefined require module exports value key props state render")
