@@ -25,10 +25,6 @@ type Request struct {
 	Flag string
 }
 
-// Free reports whether port can be listened on right now on 127.0.0.1 and,
-// where the machine has it, on ::1.
-func Free(port int) bool { return takenOn(port) == "" }
-
 // takenOn names the loopback address where port is taken, "" if none.
 func takenOn(port int) string {
 	for _, host := range []string{"127.0.0.1", "::1"} {

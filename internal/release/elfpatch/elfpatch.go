@@ -33,35 +33,6 @@ type Change struct {
 	New   string `json:"new"`
 }
 
-// Info is what a file's interpreter and search paths hold now.
-type Info struct {
-	Interp  string   // "" when there is no PT_INTERP
-	Runpath []string // one per DT_RUNPATH entry
-	Rpath   []string // one per DT_RPATH entry
-}
-
-// Inspect reads a file's interpreter and search paths.
-func Inspect(path string) (Info, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return Info{}, err
-	}
-	defer fh.Close()
-	p, err := parse(fh)
-	if err != nil {
-		return Info{}, fmt.Errorf("%s: %w", path, err)
-	}
-	info := Info{Interp: p.interp}
-	for _, s := range p.paths {
-		if s.tag == elf.DT_RUNPATH {
-			info.Runpath = append(info.Runpath, s.value)
-		} else {
-			info.Rpath = append(info.Rpath, s.value)
-		}
-	}
-	return info, nil
-}
-
 // Rewrite asks decide, for the interpreter and each DT_RUNPATH/DT_RPATH
 // value, what it should become (ok=false or the same string: unchanged),
 // writes every change in place and returns them. Nothing is written when

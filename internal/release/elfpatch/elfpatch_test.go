@@ -3,6 +3,7 @@ package elfpatch
 import (
 	"bytes"
 	"debug/elf"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 // hostLoader is the interpreter of the host's own /bin/ls.
 func hostLoader(t *testing.T) string {
 	t.Helper()
-	info, err := Inspect("/bin/ls")
+	info, err := inspect("/bin/ls")
 	if err != nil || info.Interp == "" {
 		t.Skipf("needs a dynamically linked ELF /bin/ls (%v)", err)
 	}
@@ -29,7 +30,7 @@ func TestRewriteInterpreterAndRunpathThenRuns(t *testing.T) {
 	if err := exec.Command(bin, "--version").Run(); err == nil {
 		t.Fatal("the placeholder copy started; the fixture is not what a bottle looks like")
 	}
-	info, err := Inspect(bin)
+	info, err := inspect(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,4 +146,34 @@ func TestNotELF(t *testing.T) {
 	if _, err := Rewrite(f, func(string, string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), "not a readable ELF file") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// fileInfo is what a file's interpreter and search paths hold now.
+type fileInfo struct {
+	Interp  string   // "" when there is no PT_INTERP
+	Runpath []string // one per DT_RUNPATH entry
+	Rpath   []string // one per DT_RPATH entry
+}
+
+// inspect reads a file's interpreter and search paths, so tests can check
+// a fixture before and after Rewrite.
+func inspect(path string) (fileInfo, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fileInfo{}, err
+	}
+	defer fh.Close()
+	p, err := parse(fh)
+	if err != nil {
+		return fileInfo{}, fmt.Errorf("%s: %w", path, err)
+	}
+	info := fileInfo{Interp: p.interp}
+	for _, s := range p.paths {
+		if s.tag == elf.DT_RUNPATH {
+			info.Runpath = append(info.Runpath, s.value)
+		} else {
+			info.Rpath = append(info.Rpath, s.value)
+		}
+	}
+	return info, nil
 }
