@@ -141,6 +141,37 @@ func parse(r io.ReaderAt) (*parsed, error) {
 		return nil, fmt.Errorf("not a readable ELF file: %w", err)
 	}
 	p := &parsed{}
+	dyn, err := p.readSegments(f)
+	if err != nil {
+		return nil, err
+	}
+	if dyn == nil {
+		return p, nil // static: nothing more to rewrite
+	}
+	raw := make([]byte, dyn.Filesz)
+	if _, err := dyn.ReadAt(raw, 0); err != nil {
+		return nil, fmt.Errorf("read PT_DYNAMIC: %w", err)
+	}
+	entries := dynEntries(f, raw)
+	strtab, strOff, strs, err := dynStrings(f, r, entries)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.readDynamic(entries, strOff, strs); err != nil {
+		return nil, err
+	}
+	if len(p.paths) == 0 {
+		return p, nil
+	}
+	if err := p.readSectionRefs(f, strtab, entries); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// readSegments records the interpreter and returns PT_DYNAMIC, nil in a
+// static file.
+func (p *parsed) readSegments(f *elf.File) (*elf.Prog, error) {
 	var dyn *elf.Prog
 	for _, prog := range f.Progs {
 		switch prog.Type {
@@ -157,15 +188,13 @@ func parse(r io.ReaderAt) (*parsed, error) {
 			dyn = prog
 		}
 	}
-	if dyn == nil {
-		return p, nil // static: nothing more to rewrite
-	}
-	raw := make([]byte, dyn.Filesz)
-	if _, err := dyn.ReadAt(raw, 0); err != nil {
-		return nil, fmt.Errorf("read PT_DYNAMIC: %w", err)
-	}
-	entries := dynEntries(f, raw)
-	var strtab, strsz uint64
+	return dyn, nil
+}
+
+// dynStrings reads the dynamic string table: its address, its file offset
+// and its bytes.
+func dynStrings(f *elf.File, r io.ReaderAt, entries []dynEntry) (strtab, strOff uint64, strs []byte, err error) {
+	var strsz uint64
 	for _, e := range entries {
 		switch e.tag {
 		case elf.DT_STRTAB:
@@ -175,26 +204,33 @@ func parse(r io.ReaderAt) (*parsed, error) {
 		}
 	}
 	if strtab == 0 || strsz == 0 {
-		return nil, errors.New("dynamic section has no DT_STRTAB/DT_STRSZ")
+		return 0, 0, nil, errors.New("dynamic section has no DT_STRTAB/DT_STRSZ")
 	}
 	strOff, ok := fileOffset(f, strtab, strsz)
 	if !ok {
-		return nil, fmt.Errorf("DT_STRTAB %#x is not inside a loaded segment", strtab)
+		return 0, 0, nil, fmt.Errorf("DT_STRTAB %#x is not inside a loaded segment", strtab)
 	}
-	strs := make([]byte, strsz)
+	strs = make([]byte, strsz)
 	if _, err := r.ReadAt(strs, int64(strOff)); err != nil {
-		return nil, fmt.Errorf("read dynamic string table: %w", err)
+		return 0, 0, nil, fmt.Errorf("read dynamic string table: %w", err)
 	}
+	return strtab, strOff, strs, nil
+}
+
+// readDynamic records the search paths and every other dynamic entry that
+// points into the string table.
+func (p *parsed) readDynamic(entries []dynEntry, strOff uint64, strs []byte) error {
+	strsz := uint64(len(strs))
 	for _, e := range entries {
 		switch e.tag {
 		case elf.DT_RUNPATH, elf.DT_RPATH:
 			if e.val >= strsz {
-				return nil, fmt.Errorf("%s offset %d outside the string table", e.tag, e.val)
+				return fmt.Errorf("%s offset %d outside the string table", e.tag, e.val)
 			}
 			s := strs[e.val:]
 			end := bytes.IndexByte(s, 0)
 			if end < 0 {
-				return nil, fmt.Errorf("%s string is not NUL-terminated", e.tag)
+				return fmt.Errorf("%s string is not NUL-terminated", e.tag)
 			}
 			p.paths = append(p.paths, searchPath{tag: e.tag, value: string(s[:end]), strOff: e.val, fileOff: int64(strOff + e.val)})
 			p.refs = append(p.refs, strRef{off: e.val, what: e.tag.String(), searchPath: true})
@@ -202,12 +238,13 @@ func parse(r io.ReaderAt) (*parsed, error) {
 			p.refs = append(p.refs, strRef{off: e.val, what: e.tag.String()})
 		}
 	}
-	if len(p.paths) == 0 {
-		return p, nil
-	}
-	// The other users of .dynstr: symbol names and version records. They
-	// are found through the section headers; without them sharing cannot
-	// be ruled out.
+	return nil
+}
+
+// readSectionRefs records the other users of .dynstr: symbol names and
+// version records. They are found through the section headers; without
+// them sharing cannot be ruled out.
+func (p *parsed) readSectionRefs(f *elf.File, strtab uint64, entries []dynEntry) error {
 	found := false
 	for _, sec := range f.Sections {
 		if sec.Link == 0 || int(sec.Link) >= len(f.Sections) || f.Sections[sec.Link].Addr != strtab {
@@ -218,21 +255,21 @@ func parse(r io.ReaderAt) (*parsed, error) {
 			found = true
 			refs, err := symRefs(f, sec)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			p.refs = append(p.refs, refs...)
 		case elf.SHT_GNU_VERNEED, elf.SHT_GNU_VERDEF:
 			refs, err := versionRefs(f, sec)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			p.refs = append(p.refs, refs...)
 		}
 	}
 	if !found && hasTag(entries, elf.DT_SYMTAB) {
-		return nil, errors.New("no section headers for the dynamic symbol table: cannot check that the search path's bytes are not shared")
+		return errors.New("no section headers for the dynamic symbol table: cannot check that the search path's bytes are not shared")
 	}
-	return p, nil
+	return nil
 }
 
 func hasTag(es []dynEntry, t elf.DynTag) bool {
