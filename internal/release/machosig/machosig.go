@@ -141,27 +141,64 @@ func Verify(r io.ReaderAt, size int64) (Info, error) {
 }
 
 func verifyCD(r io.ReaderAt, size int64, sigAt uint64, cd []byte, blobs map[uint32][]byte, info *Info, bad *Error) error {
-	be := binary.BigEndian
 	problem := func(format string, args ...any) {
 		bad.Problems = append(bad.Problems, fmt.Sprintf(format, args...))
 	}
+	c := decodeCD(cd, problem)
+	if c == nil {
+		return nil
+	}
+	c.describe(info)
+	if !c.checkLayout(size, sigAt, problem) {
+		return nil
+	}
+	if err := c.checkPages(r, problem); err != nil {
+		return err
+	}
+	c.checkSpecialSlots(blobs, problem)
+	return nil
+}
+
+// codeDir is a CodeDirectory with its header decoded.
+type codeDir struct {
+	raw         []byte
+	flags       uint32
+	hashOffset  uint32
+	identOffset uint32
+	nSpecial    uint32
+	nCode       uint32
+	codeLimit   uint64
+	hashSize    int
+	pageSize    uint64 // 0: one page up to codeLimit
+	newHash     func() hash.Hash
+	name        string // the hash's name
+}
+
+// decodeCD reads a CodeDirectory's header; nil, with the problem
+// reported, when it is too short or names a hash or page size it cannot
+// be checked with.
+func decodeCD(cd []byte, problem func(string, ...any)) *codeDir {
+	be := binary.BigEndian
 	if len(cd) < cdHeaderMinLength {
 		problem("CodeDirectory is %d bytes, shorter than its header", len(cd))
 		return nil
 	}
+	c := &codeDir{
+		raw:         cd,
+		flags:       be.Uint32(cd[12:]),
+		hashOffset:  be.Uint32(cd[16:]),
+		identOffset: be.Uint32(cd[20:]),
+		nSpecial:    be.Uint32(cd[24:]),
+		nCode:       be.Uint32(cd[28:]),
+		codeLimit:   uint64(be.Uint32(cd[32:])),
+		hashSize:    int(cd[36]),
+	}
 	version := be.Uint32(cd[8:])
-	flags := be.Uint32(cd[12:])
-	hashOffset := be.Uint32(cd[16:])
-	identOffset := be.Uint32(cd[20:])
-	nSpecial := be.Uint32(cd[24:])
-	nCode := be.Uint32(cd[28:])
-	codeLimit := uint64(be.Uint32(cd[32:]))
-	hashSize := int(cd[36])
 	hashType := cd[37]
 	pageShift := cd[39]
 	if version >= cdVersionCodeLim && len(cd) >= 64 {
 		if cl64 := be.Uint64(cd[56:]); cl64 != 0 {
-			codeLimit = cl64
+			c.codeLimit = cl64
 		}
 	}
 	newHash, name, want := hasher(hashType)
@@ -169,61 +206,77 @@ func verifyCD(r io.ReaderAt, size int64, sigAt uint64, cd []byte, blobs map[uint
 		problem("CodeDirectory uses unknown hash type %d", hashType)
 		return nil
 	}
-	if hashSize != want {
-		problem("CodeDirectory %s hashes are %d bytes, want %d", name, hashSize, want)
+	if c.hashSize != want {
+		problem("CodeDirectory %s hashes are %d bytes, want %d", name, c.hashSize, want)
 		return nil
 	}
 	if pageShift > 30 {
 		problem("CodeDirectory page size 2^%d is out of range", pageShift)
 		return nil
 	}
-	pageSize := uint64(0)
 	if pageShift > 0 {
-		pageSize = 1 << pageShift
+		c.pageSize = 1 << pageShift
 	}
-	if identOffset < uint32(len(cd)) {
-		id := cd[identOffset:]
+	c.newHash, c.name = newHash, name
+	return c
+}
+
+// describe adds what the CodeDirectory says about the signature to info.
+func (c *codeDir) describe(info *Info) {
+	if c.identOffset < uint32(len(c.raw)) {
+		id := c.raw[c.identOffset:]
 		if i := bytes.IndexByte(id, 0); i >= 0 {
 			info.Identifier = string(id[:i])
 		}
 	}
-	info.Adhoc = flags&flagAdhoc != 0
-	info.HashTypes = append(info.HashTypes, name)
-	info.PageSize, info.CodeLimit, info.CodeSlots = int(pageSize), codeLimit, int(nCode)
+	info.Adhoc = c.flags&flagAdhoc != 0
+	info.HashTypes = append(info.HashTypes, c.name)
+	info.PageSize, info.CodeLimit, info.CodeSlots = int(c.pageSize), c.codeLimit, int(c.nCode)
+}
 
-	if uint64(hashOffset) < uint64(nSpecial)*uint64(hashSize) || uint64(hashOffset)+uint64(nCode)*uint64(hashSize) > uint64(len(cd)) {
-		problem("CodeDirectory hash slots (%d special, %d code at offset %d) lie outside it", nSpecial, nCode, hashOffset)
-		return nil
+// checkLayout reports hash slots outside the CodeDirectory, a codeLimit
+// that does not end at the signature, and a slot count that does not
+// cover codeLimit; false when the pages cannot be checked.
+func (c *codeDir) checkLayout(size int64, sigAt uint64, problem func(string, ...any)) bool {
+	hashSize := uint64(c.hashSize)
+	if uint64(c.hashOffset) < uint64(c.nSpecial)*hashSize || uint64(c.hashOffset)+uint64(c.nCode)*hashSize > uint64(len(c.raw)) {
+		problem("CodeDirectory hash slots (%d special, %d code at offset %d) lie outside it", c.nSpecial, c.nCode, c.hashOffset)
+		return false
 	}
 	switch {
-	case codeLimit > uint64(size):
-		problem("codeLimit %d is past the end of the %d-byte image", codeLimit, size)
-		return nil
-	case codeLimit != sigAt:
+	case c.codeLimit > uint64(size):
+		problem("codeLimit %d is past the end of the %d-byte image", c.codeLimit, size)
+		return false
+	case c.codeLimit != sigAt:
 		// codesign and the linkers hash everything up to the signature;
 		// anything else leaves bytes unhashed or hashes the signature.
-		problem("codeLimit %d does not end where the signature starts (%d)", codeLimit, sigAt)
+		problem("codeLimit %d does not end where the signature starts (%d)", c.codeLimit, sigAt)
 	}
 	wantSlots := uint64(1)
-	if pageSize > 0 {
-		wantSlots = (codeLimit + pageSize - 1) / pageSize
+	if c.pageSize > 0 {
+		wantSlots = (c.codeLimit + c.pageSize - 1) / c.pageSize
 	}
-	if uint64(nCode) != wantSlots {
-		problem("CodeDirectory has %d code slots, but codeLimit %d in %d-byte pages needs %d", nCode, codeLimit, pageSize, wantSlots)
-		return nil
+	if uint64(c.nCode) != wantSlots {
+		problem("CodeDirectory has %d code slots, but codeLimit %d in %d-byte pages needs %d", c.nCode, c.codeLimit, c.pageSize, wantSlots)
+		return false
 	}
+	return true
+}
 
-	// Code pages, streamed so a 150 MB mongod is not held in memory.
-	step := pageSize
+// checkPages hashes the code pages, streamed so a 150 MB mongod is not
+// held in memory, and reports those that do not match their slots.
+func (c *codeDir) checkPages(r io.ReaderAt, problem func(string, ...any)) error {
+	step := c.pageSize
 	if step == 0 {
-		step = codeLimit
+		step = c.codeLimit
 	}
+	hashSize := uint64(c.hashSize)
 	buf := make([]byte, step)
 	var mismatched []string
-	h := newHash()
-	for i := uint64(0); i < uint64(nCode); i++ {
+	h := c.newHash()
+	for i := uint64(0); i < uint64(c.nCode); i++ {
 		start := i * step
-		end := min(start+step, codeLimit)
+		end := min(start+step, c.codeLimit)
 		page := buf[:end-start]
 		if _, err := r.ReadAt(page, int64(start)); err != nil {
 			return fmt.Errorf("read code page %d: %w", i, err)
@@ -231,7 +284,7 @@ func verifyCD(r io.ReaderAt, size int64, sigAt uint64, cd []byte, blobs map[uint
 		h.Reset()
 		h.Write(page)
 		sum := h.Sum(nil)[:hashSize]
-		slot := cd[uint64(hashOffset)+i*uint64(hashSize):][:hashSize]
+		slot := c.raw[uint64(c.hashOffset)+i*hashSize:][:hashSize]
 		if !bytes.Equal(sum, slot) {
 			mismatched = append(mismatched, fmt.Sprintf("%d (bytes %d-%d)", i, start, end))
 		}
@@ -242,15 +295,20 @@ func verifyCD(r io.ReaderAt, size int64, sigAt uint64, cd []byte, blobs map[uint
 			shown = append(shown[:5:5], fmt.Sprintf("… %d more", len(mismatched)-5))
 		}
 		problem("%s code page hash mismatch in %d of %d page(s): %s; the file changed after it was signed",
-			name, len(mismatched), nCode, strings.Join(shown, ", "))
+			c.name, len(mismatched), c.nCode, strings.Join(shown, ", "))
 	}
+	return nil
+}
 
-	// Special slots whose blobs travel in the signature itself.
+// checkSpecialSlots checks the special slots whose blobs travel in the
+// signature itself.
+func (c *codeDir) checkSpecialSlots(blobs map[uint32][]byte, problem func(string, ...any)) {
+	h := c.newHash()
 	for _, slot := range []uint32{slotRequirements, slotEntitlements, slotDEREntitle} {
-		if slot > nSpecial {
+		if slot > c.nSpecial {
 			continue
 		}
-		wantHash := cd[hashOffset-slot*uint32(hashSize):][:hashSize]
+		wantHash := c.raw[c.hashOffset-slot*uint32(c.hashSize):][:c.hashSize]
 		blob, ok := blobs[slot]
 		if !ok {
 			if !allZero(wantHash) {
@@ -260,11 +318,10 @@ func verifyCD(r io.ReaderAt, size int64, sigAt uint64, cd []byte, blobs map[uint
 		}
 		h.Reset()
 		h.Write(blob)
-		if !bytes.Equal(h.Sum(nil)[:hashSize], wantHash) {
-			problem("%s hash of special slot %d (%s) does not match its blob", name, slot, slotName(slot))
+		if !bytes.Equal(h.Sum(nil)[:c.hashSize], wantHash) {
+			problem("%s hash of special slot %d (%s) does not match its blob", c.name, slot, slotName(slot))
 		}
 	}
-	return nil
 }
 
 func hasher(t uint8) (func() hash.Hash, string, int) {
