@@ -94,22 +94,9 @@ var libDirs = map[string][]string{
 
 // Synthesize writes the stand-in archives and the platform's lock.
 func Synthesize(ctx context.Context, o Options) (*Result, error) {
-	if o.Platform.GOOS != "linux" || archName[o.Platform.GOARCH] == "" {
-		return nil, fmt.Errorf("stand-in natives: only linux-x64 and linux-arm64 are supported, not %q", o.Platform.ID)
-	}
-	if o.Dir == "" || o.RedisServer == "" || o.Mongod == "" {
-		return nil, errors.New("stand-in natives: Dir, RedisServer and Mongod are required")
-	}
-	patchelf := o.Patchelf
-	if patchelf == "" {
-		p, err := exec.LookPath("patchelf")
-		if err != nil {
-			return nil, errors.New("stand-in natives: patchelf not found on PATH (apt-get install patchelf; scripts/standin-natives installs it)")
-		}
-		patchelf = p
-	}
-	if o.Epoch.IsZero() {
-		o.Epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	patchelf, err := checkOptions(&o)
+	if err != nil {
+		return nil, err
 	}
 	work, err := os.MkdirTemp("", "standin-natives-")
 	if err != nil {
@@ -117,56 +104,142 @@ func Synthesize(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer os.RemoveAll(work)
 
-	redisV, err := versionOf(ctx, o.RedisServer, `v=(\d+\.\d+\.\d+)`)
+	v, err := hostVersions(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	mongoV, err := versionOf(ctx, o.Mongod, `db version v(\d+\.\d+\.\d+\S*)`)
-	if err != nil {
-		return nil, err
-	}
-	sslDir, err := findOpenSSL(o.OpenSSLDir, o.Platform.GOARCH)
-	if err != nil {
-		return nil, err
-	}
-	crypto, err := os.ReadFile(filepath.Join(sslDir, "libcrypto.so.3"))
-	if err != nil {
-		return nil, fmt.Errorf("stand-in natives: %w", err)
-	}
-	m := regexp.MustCompile(`OpenSSL (3\.\d+\.\d+)`).FindSubmatch(crypto)
-	if m == nil {
-		return nil, fmt.Errorf("stand-in natives: no OpenSSL 3 version string in %s", filepath.Join(sslDir, "libcrypto.so.3"))
-	}
-	sslV := string(m[1])
-
 	lock := &natives.Lock{Schema: 1, Platform: o.Platform.ID}
-	// MongoDB's folder naming, from the committed pin when there is one
-	// (mongodb-linux-x86_64-ubuntu2404-8.2.6/bin/mongod), else the ubuntu2204 build's.
-	mongoStem := fmt.Sprintf("mongodb-linux-%s-ubuntu2204", archName[o.Platform.GOARCH])
-	if o.BaseLock != "" {
-		base, err := natives.ReadLock(o.BaseLock)
+	mongoStem, err := applyBaseLock(o, lock)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Mirror: o.Dir, LocksDir: filepath.Join(o.Dir, LocksDir)}
+	res.Sources = []string{
+		fmt.Sprintf("redis-server %s (%s)", v.redis, originOr(o.RedisOrigin, o.RedisServer)),
+		fmt.Sprintf("OpenSSL %s (%s)", v.ssl, v.sslDir),
+		fmt.Sprintf("mongod %s (%s)", v.mongo, o.Mongod),
+	}
+	var newestGlibc string
+	for _, a := range archiveSpecs(o, v, mongoStem) {
+		n, glibc, err := buildArchive(ctx, o, a, work, patchelf)
 		if err != nil {
 			return nil, err
 		}
-		lock.Floors, lock.SystemLibraries = base.Floors, base.SystemLibraries
-		for _, n := range base.Natives {
-			for m := range n.Members {
-				top, _, _ := strings.Cut(m, "/")
-				if stem, ok := strings.CutSuffix(top, "-"+n.Version); ok && n.Name == "mongod" {
-					mongoStem = stem
-				}
+		if newer(glibc, newestGlibc) {
+			newestGlibc = glibc
+		}
+		n.PinSource = "stand-in synthesized on this machine from " + strings.Join(res.Sources, ", ") + "; not an upstream pin"
+		n.Note = "stand-in for tests and offline rehearsals only: never publish a payload built from it"
+		lock.Natives = append(lock.Natives, n)
+	}
+	if newer(newestGlibc, lock.Floors.GLIBC) && lock.Floors.GLIBC != "" {
+		// The host's binaries set the floor of a payload built from them.
+		lock.Floors.GLIBC = newestGlibc
+	}
+	if err := writeLock(res, o, lock); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkOptions refuses what Synthesize cannot make, fills in the defaults
+// and returns the patchelf to run.
+func checkOptions(o *Options) (string, error) {
+	if o.Platform.GOOS != "linux" || archName[o.Platform.GOARCH] == "" {
+		return "", fmt.Errorf("stand-in natives: only linux-x64 and linux-arm64 are supported, not %q", o.Platform.ID)
+	}
+	if o.Dir == "" || o.RedisServer == "" || o.Mongod == "" {
+		return "", errors.New("stand-in natives: Dir, RedisServer and Mongod are required")
+	}
+	patchelf := o.Patchelf
+	if patchelf == "" {
+		p, err := exec.LookPath("patchelf")
+		if err != nil {
+			return "", errors.New("stand-in natives: patchelf not found on PATH (apt-get install patchelf; scripts/standin-natives installs it)")
+		}
+		patchelf = p
+	}
+	if o.Epoch.IsZero() {
+		o.Epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return patchelf, nil
+}
+
+// versions are what the host's binaries are.
+type versions struct {
+	redis, mongo, ssl string
+	sslDir            string // holds libssl.so.3 and libcrypto.so.3
+}
+
+// hostVersions asks redis-server and mongod their versions and reads
+// OpenSSL's from libcrypto.
+func hostVersions(ctx context.Context, o Options) (versions, error) {
+	var v versions
+	var err error
+	if v.redis, err = versionOf(ctx, o.RedisServer, `v=(\d+\.\d+\.\d+)`); err != nil {
+		return v, err
+	}
+	if v.mongo, err = versionOf(ctx, o.Mongod, `db version v(\d+\.\d+\.\d+\S*)`); err != nil {
+		return v, err
+	}
+	if v.sslDir, err = findOpenSSL(o.OpenSSLDir, o.Platform.GOARCH); err != nil {
+		return v, err
+	}
+	crypto, err := os.ReadFile(filepath.Join(v.sslDir, "libcrypto.so.3"))
+	if err != nil {
+		return v, fmt.Errorf("stand-in natives: %w", err)
+	}
+	m := regexp.MustCompile(`OpenSSL (3\.\d+\.\d+)`).FindSubmatch(crypto)
+	if m == nil {
+		return v, fmt.Errorf("stand-in natives: no OpenSSL 3 version string in %s", filepath.Join(v.sslDir, "libcrypto.so.3"))
+	}
+	v.ssl = string(m[1])
+	return v, nil
+}
+
+// applyBaseLock copies the committed lock's floors and system libraries
+// into lock and returns MongoDB's folder naming, from the committed pin
+// when there is one (mongodb-linux-x86_64-ubuntu2404-8.2.6/bin/mongod),
+// else the ubuntu2204 build's.
+func applyBaseLock(o Options, lock *natives.Lock) (string, error) {
+	mongoStem := fmt.Sprintf("mongodb-linux-%s-ubuntu2204", archName[o.Platform.GOARCH])
+	if o.BaseLock == "" {
+		return mongoStem, nil
+	}
+	base, err := natives.ReadLock(o.BaseLock)
+	if err != nil {
+		return "", err
+	}
+	lock.Floors, lock.SystemLibraries = base.Floors, base.SystemLibraries
+	for _, n := range base.Natives {
+		for m := range n.Members {
+			top, _, _ := strings.Cut(m, "/")
+			if stem, ok := strings.CutSuffix(top, "-"+n.Version); ok && n.Name == "mongod" {
+				mongoStem = stem
 			}
 		}
 	}
-	mongoTop := mongoStem + "-" + mongoV
-	type member struct{ from, rel, dest, interp, runpath string }
-	archivesSpec := []struct {
-		name, version, source string
-		files                 []member
-		extra                 map[string]string // small text files, as upstream archives carry them
-	}{
+	return mongoStem, nil
+}
+
+// member is one binary of an archive: where it comes from, its path in
+// the archive, where the payload puts it and the placeholders it gets.
+type member struct{ from, rel, dest, interp, runpath string }
+
+// archiveSpec is one stand-in archive.
+type archiveSpec struct {
+	name, version, source string
+	files                 []member
+	extra                 map[string]string // small text files, as upstream archives carry them
+}
+
+// archiveSpecs lays out the three archives the way upstream does.
+func archiveSpecs(o Options, v versions, mongoStem string) []archiveSpec {
+	mongoTop := mongoStem + "-" + v.mongo
+	redisV, sslV, sslDir := v.redis, v.ssl, v.sslDir
+	return []archiveSpec{
 		{
-			name: "mongod", version: mongoV,
+			name: "mongod", version: v.mongo,
 			source: fmt.Sprintf("https://standin.invalid/fastdl.mongodb.org/linux/%s.tgz", mongoTop),
 			files:  []member{{from: o.Mongod, rel: mongoTop + "/bin/mongod", dest: "bin/mongod"}},
 			extra:  map[string]string{mongoTop + "/README": "Stand-in for MongoDB's archive, synthesized for tests and offline rehearsals.\n"},
@@ -186,78 +259,68 @@ func Synthesize(ctx context.Context, o Options) (*Result, error) {
 			extra: map[string]string{"openssl@3/" + sslV + "/INSTALL_RECEIPT.json": `{"stand_in":true,"source_modified_time":0}` + "\n"},
 		},
 	}
+}
 
-	res := &Result{Mirror: o.Dir, LocksDir: filepath.Join(o.Dir, LocksDir)}
-	res.Sources = []string{
-		fmt.Sprintf("redis-server %s (%s)", redisV, originOr(o.RedisOrigin, o.RedisServer)),
-		fmt.Sprintf("OpenSSL %s (%s)", sslV, sslDir),
-		fmt.Sprintf("mongod %s (%s)", mongoV, o.Mongod),
-	}
+// buildArchive stages one archive's files under work, writes the archive
+// into o.Dir and returns its pin (without PinSource and Note) and the
+// newest glibc symbol version its binaries need.
+func buildArchive(ctx context.Context, o Options, a archiveSpec, work, patchelf string) (natives.Native, string, error) {
+	tree := filepath.Join(work, a.name)
+	members := map[string]string{}
 	var newestGlibc string
-	for _, a := range archivesSpec {
-		tree := filepath.Join(work, a.name)
-		members := map[string]string{}
-		for _, f := range a.files {
-			dst := filepath.Join(tree, filepath.FromSlash(f.rel))
-			if err := copyFile(f.from, dst, 0o755); err != nil {
-				return nil, fmt.Errorf("stand-in natives: %w", err)
-			}
-			if err := placeholders(ctx, patchelf, work, dst, f.interp, f.runpath); err != nil {
-				return nil, err
-			}
-			if v, err := newestGLIBC(dst); err != nil {
-				return nil, fmt.Errorf("stand-in natives: read %s: %w", f.from, err)
-			} else if newer(v, newestGlibc) {
-				newestGlibc = v
-			}
-			members[f.rel] = f.dest
+	for _, f := range a.files {
+		dst := filepath.Join(tree, filepath.FromSlash(f.rel))
+		if err := copyFile(f.from, dst, 0o755); err != nil {
+			return natives.Native{}, "", fmt.Errorf("stand-in natives: %w", err)
 		}
-		for rel, body := range a.extra {
-			dst := filepath.Join(tree, filepath.FromSlash(rel))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(dst, []byte(body), 0o644); err != nil {
-				return nil, err
-			}
+		if err := placeholders(ctx, patchelf, work, dst, f.interp, f.runpath); err != nil {
+			return natives.Native{}, "", err
 		}
-		sum, err := writeArchive(ctx, tree, o.Dir, o.Epoch)
-		if err != nil {
-			return nil, fmt.Errorf("stand-in natives: archive %s: %w", a.name, err)
+		if v, err := newestGLIBC(dst); err != nil {
+			return natives.Native{}, "", fmt.Errorf("stand-in natives: read %s: %w", f.from, err)
+		} else if newer(v, newestGlibc) {
+			newestGlibc = v
 		}
-		src := a.source
-		if strings.HasPrefix(src, "oci://") {
-			src += "@sha256:" + sum
-		}
-		lock.Natives = append(lock.Natives, natives.Native{
-			Name: a.name, Version: a.version, Source: src, SHA256: sum, Members: members,
-			PinSource: "stand-in synthesized on this machine from " + strings.Join(res.Sources, ", ") + "; not an upstream pin",
-			Note:      "stand-in for tests and offline rehearsals only: never publish a payload built from it",
-		})
+		members[f.rel] = f.dest
 	}
-	if newer(newestGlibc, lock.Floors.GLIBC) && lock.Floors.GLIBC != "" {
-		// The host's binaries set the floor of a payload built from them.
-		lock.Floors.GLIBC = newestGlibc
+	for rel, body := range a.extra {
+		dst := filepath.Join(tree, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return natives.Native{}, "", err
+		}
+		if err := os.WriteFile(dst, []byte(body), 0o644); err != nil {
+			return natives.Native{}, "", err
+		}
 	}
+	sum, err := writeArchive(ctx, tree, o.Dir, o.Epoch)
+	if err != nil {
+		return natives.Native{}, "", fmt.Errorf("stand-in natives: archive %s: %w", a.name, err)
+	}
+	src := a.source
+	if strings.HasPrefix(src, "oci://") {
+		src += "@sha256:" + sum
+	}
+	return natives.Native{Name: a.name, Version: a.version, Source: src, SHA256: sum, Members: members}, newestGlibc, nil
+}
+
+// writeLock validates lock and writes it and the mirror's index.
+func writeLock(res *Result, o Options, lock *natives.Lock) error {
 	if err := lock.Validate(); err != nil {
-		return nil, fmt.Errorf("stand-in natives: the synthesized lock is invalid: %w", err)
+		return fmt.Errorf("stand-in natives: the synthesized lock is invalid: %w", err)
 	}
 	b, err := lock.Marshal()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.LockPath = filepath.Join(res.LocksDir, o.Platform.ID, natives.LockFileName)
 	if err := os.MkdirAll(filepath.Dir(res.LockPath), 0o755); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.WriteFile(res.LockPath, b, 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	res.Lock = lock
-	if err := writeIndex(o.Dir, lock); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return writeIndex(o.Dir, lock)
 }
 
 func originOr(origin, path string) string {
