@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/second-inc/second-release/internal/release/compose"
 	"github.com/second-inc/second-release/internal/release/config"
@@ -104,43 +105,69 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 	default:
 		defer reg.Close()
 	}
-	prefix := reg.Host + "/second"
 
+	res, err := buildAndRepush(ctx, o, r, reg.Host+"/second", log)
+	if err != nil {
+		return r, err
+	}
+	pins, err := signPushed(ctx, o, r, res, log)
+	if err != nil {
+		return r, err
+	}
+	v, err := verifyCompose(ctx, o, r, pins, res.Version)
+	if err != nil {
+		return r, err
+	}
+	if err := refuseUnsigned(ctx, o, v, reg.Host); err != nil {
+		return r, err
+	}
+	log.Info("image rehearsal passed", "summary", r.Summary())
+	return r, nil
+}
+
+// buildAndRepush builds and pushes the release images under prefix, then
+// pushes them again, which must upload no blob.
+func buildAndRepush(ctx context.Context, o ImagesCheckOptions, r *ImagesReport, prefix string, log *slog.Logger) (*oci.ReleaseResult, error) {
 	res, err := oci.BuildRelease(ctx, oci.ReleaseOptions{
 		Config: o.Config, Dist: o.Dist, Layout: filepath.Join(o.WorkDir, "oci"),
 		Platforms: o.Platforms, DevBase: true, Push: prefix, NoRecord: true, Log: log,
 	})
 	if err != nil {
-		return r, fmt.Errorf("images: %w", err)
+		return nil, fmt.Errorf("images: %w", err)
 	}
 	again, err := oci.Push(ctx, oci.PushOptions{Layout: res.Layout, Prefix: prefix, Version: res.Version, Log: log})
 	if err != nil {
-		return r, fmt.Errorf("re-push: %w", err)
+		return nil, fmt.Errorf("re-push: %w", err)
 	}
 	for _, p := range again {
 		r.RepushBytes += p.BlobBytes
 	}
 	if r.RepushBytes != 0 {
-		return r, fmt.Errorf("re-pushing unchanged images uploaded %d blob bytes, want 0", r.RepushBytes)
+		return nil, fmt.Errorf("re-pushing unchanged images uploaded %d blob bytes, want 0", r.RepushBytes)
 	}
+	return res, nil
+}
 
+// signPushed signs every pushed image with a fresh key pair under WorkDir and
+// returns the web and worker pins for the compose file.
+func signPushed(ctx context.Context, o ImagesCheckOptions, r *ImagesReport, res *oci.ReleaseResult, log *slog.Logger) (map[string]string, error) {
 	keyDir := filepath.Join(o.WorkDir, "cosign")
 	if err := os.RemoveAll(keyDir); err != nil {
-		return r, err
+		return nil, err
 	}
 	pw := make([]byte, 16)
 	if _, err := rand.Read(pw); err != nil {
-		return r, err
+		return nil, err
 	}
 	password := []byte(hex.EncodeToString(pw))
 	key, pub := filepath.Join(keyDir, "cosign.key"), filepath.Join(keyDir, "cosign.pub")
 	if err := sign.GenerateKeyPair(key, pub, password); err != nil {
-		return r, err
+		return nil, err
 	}
 	r.PublicKey = pub
 	sv, err := sign.LoadSigner(key, password)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	r.Version = res.Version
 	pins := map[string]string{}
@@ -155,19 +182,25 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 	}
 	signed, err := sign.Sign(ctx, sign.Options{Signer: sv, Refs: r.Images, Log: log})
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	r.Signed = len(signed)
+	return pins, nil
+}
 
+// verifyCompose renders the compose file pinned to the pushed images and
+// verifies the signatures of the services that are ours with the key pair's
+// public key, which it returns for the negative check.
+func verifyCompose(ctx context.Context, o ImagesCheckOptions, r *ImagesReport, pins map[string]string, version string) (signature.Verifier, error) {
 	r.ComposeFile = filepath.Join(o.WorkDir, "compose", "docker-compose.release.yml")
-	if err := compose.Render(compose.RenderOptions{Source: o.Config.Path("docker-compose.yml"), Out: r.ComposeFile, Pins: pins, Version: res.Version}); err != nil {
-		return r, err
+	if err := compose.Render(compose.RenderOptions{Source: o.Config.Path("docker-compose.yml"), Out: r.ComposeFile, Pins: pins, Version: version}); err != nil {
+		return nil, err
 	}
 	// Only web and worker are ours; their refs do not need the env the
 	// file's other fields interpolate.
 	svcs, err := compose.Images(r.ComposeFile, func(string) (string, bool) { return "", false })
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	var targets []Target
 	for _, s := range svcs {
@@ -175,30 +208,33 @@ func ImagesCheck(ctx context.Context, o ImagesCheckOptions) (*ImagesReport, erro
 			targets = append(targets, Target{Ref: s.Image, Service: s.Name})
 		}
 	}
-	v, err := sign.LoadVerifier(pub)
+	v, err := sign.LoadVerifier(r.PublicKey)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	if _, err := Verify(ctx, Options{Verifier: v, Targets: targets}); err != nil {
-		return r, fmt.Errorf("verify %s: %w", r.ComposeFile, err)
+		return nil, fmt.Errorf("verify %s: %w", r.ComposeFile, err)
 	}
+	return v, nil
+}
 
-	// The negative check: an image nobody signed must be refused.
+// refuseUnsigned is the negative check: an image nobody signed, pushed to
+// the registry at host, must be refused.
+func refuseUnsigned(ctx context.Context, o ImagesCheckOptions, v signature.Verifier, host string) error {
 	platforms := o.Platforms
 	if len(platforms) == 0 {
 		platforms = o.Config.Images.Platforms
 	}
-	unsigned, err := pushUnsigned(ctx, reg.Host+"/second/unsigned", platforms)
+	unsigned, err := pushUnsigned(ctx, host+"/second/unsigned", platforms)
 	if err != nil {
-		return r, err
+		return err
 	}
 	rows, err := Verify(ctx, Options{Verifier: v, Targets: []Target{{Ref: unsigned}}})
 	var failed *Failed
 	if !errors.As(err, &failed) || len(rows) == 0 || rows[0].Status != Unsigned {
-		return r, fmt.Errorf("an unsigned image was not refused (rows %+v, err %v)", rows, err)
+		return fmt.Errorf("an unsigned image was not refused (rows %+v, err %v)", rows, err)
 	}
-	log.Info("image rehearsal passed", "summary", r.Summary())
-	return r, nil
+	return nil
 }
 
 func pushUnsigned(ctx context.Context, repo string, platforms []string) (string, error) {
