@@ -116,28 +116,10 @@ func (r *rehearsal) startStack(ctx context.Context, home, spec string) (StackRun
 		return run, nil, fmt.Errorf("%s\nstart's output:\n%s%s", fmt.Sprintf(format, args...), lastLines(out.String(), 20), logTails(secondHome))
 	}
 
-	// Ready: status --json names the ports; both health routes answer 200.
-	var st runstatus.Status
-	for {
-		select {
-		case err := <-done:
-			stopped = true
-			return fail("`npx --yes %s start --no-open` exited before the stack was ready: %v", spec, err)
-		case <-ctx.Done():
-			return fail("the stack was not ready within %s", r.NPXTimeout)
-		case <-time.After(250 * time.Millisecond):
-		}
-		if !strings.Contains(out.String(), "ready at") {
-			continue
-		}
-		s, err := r.statusJSON(ctx, home, spec)
-		if err != nil {
-			return fail("%v", err)
-		}
-		st = s
-		if healthy(st) {
-			break
-		}
+	st, exited, err := r.waitReady(ctx, home, spec, out, done)
+	if err != nil {
+		stopped = exited
+		return fail("%v", err)
 	}
 	run.Ready = time.Since(begin)
 
@@ -160,6 +142,41 @@ func (r *rehearsal) startStack(ctx context.Context, home, spec string) (StackRun
 	case <-time.After(90 * time.Second):
 		return fail("start still running 90 s after stop")
 	}
+	if left := leftAfterStop(st); len(left) > 0 {
+		return fail("still running after stop: %s", strings.Join(left, ", "))
+	}
+	return run, nat, nil
+}
+
+// waitReady waits until start says it is ready, status --json names the
+// ports and both health routes answer 200. exited says start's process ended
+// (its Wait returned on done) before that.
+func (r *rehearsal) waitReady(ctx context.Context, home, spec string, out *syncBuf, done <-chan error) (st runstatus.Status, exited bool, err error) {
+	for {
+		select {
+		case err := <-done:
+			return st, true, fmt.Errorf("`npx --yes %s start --no-open` exited before the stack was ready: %v", spec, err)
+		case <-ctx.Done():
+			return st, false, fmt.Errorf("the stack was not ready within %s", r.NPXTimeout)
+		case <-time.After(250 * time.Millisecond):
+		}
+		if !strings.Contains(out.String(), "ready at") {
+			continue
+		}
+		s, err := r.statusJSON(ctx, home, spec)
+		if err != nil {
+			return st, false, err
+		}
+		st = s
+		if healthy(st) {
+			return st, false, nil
+		}
+	}
+}
+
+// leftAfterStop names the services and supervisor in st still running,
+// giving them 10 s to exit after stop.
+func leftAfterStop(st runstatus.Status) []string {
 	var left []string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -173,14 +190,10 @@ func (r *rehearsal) startStack(ctx context.Context, home, spec string) (StackRun
 			left = append(left, fmt.Sprintf("supervisor (pid %d)", st.PID))
 		}
 		if len(left) == 0 || time.Now().After(deadline) {
-			break
+			return left
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if len(left) > 0 {
-		return fail("still running after stop: %s", strings.Join(left, ", "))
-	}
-	return run, nat, nil
 }
 
 func healthy(st runstatus.Status) bool {
