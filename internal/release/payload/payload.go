@@ -143,38 +143,9 @@ func (o *Options) assemble(ctx context.Context) (*manifest.Manifest, []byte, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	jobs := []job{{src: o.SecondBinary, rel: "bin/second", mode: 0o755}}
-	var bad []string
-	add := func(srcRoot, dstRel string, only []string) error {
-		js, b, err := collect(srcRoot, dstRel, only, log)
-		if o.LinkTrees && (srcRoot == o.WebDir || srcRoot == o.WorkerDir) {
-			for i := range js {
-				js[i].link = true
-			}
-		}
-		jobs = append(jobs, js...)
-		bad = append(bad, b...)
-		return err
-	}
-	if err := add(o.WebDir, "dist/web", nil); err != nil {
+	jobs, err := o.plan(log)
+	if err != nil {
 		return nil, nil, err
-	}
-	if err := add(o.WorkerDir, "dist/worker", nil); err != nil {
-		return nil, nil, err
-	}
-	if o.RuntimeDir != "" {
-		if err := add(o.RuntimeDir, "dist/runtime", []string{"bin", "lib"}); err != nil {
-			return nil, nil, err
-		}
-	}
-	for _, extra := range templateExtras {
-		p := filepath.Join(o.TemplateDir, extra)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			jobs = append(jobs, job{src: p, rel: extra, mode: 0o644})
-		}
-	}
-	if len(bad) > 0 {
-		return nil, nil, fmt.Errorf("npm drops symbolic links and special files, replace these with regular files:\n  %s", strings.Join(bad, "\n  "))
 	}
 	rels := make([]string, len(jobs))
 	for i, j := range jobs {
@@ -210,7 +181,52 @@ func (o *Options) assemble(ctx context.Context) (*manifest.Manifest, []byte, err
 	if err := binarycheck.AsError(vs); err != nil {
 		return nil, nil, fmt.Errorf("payload for %s holds binaries for another platform: %w", o.Platform.ID, err)
 	}
+	return o.writeManifest(files)
+}
 
+// plan lists every file to copy into the payload: the binary, the web,
+// worker and runtime trees and the template's extras. It refuses links and
+// special files in the trees, which npm would drop.
+func (o *Options) plan(log *slog.Logger) ([]job, error) {
+	jobs := []job{{src: o.SecondBinary, rel: "bin/second", mode: 0o755}}
+	var bad []string
+	add := func(srcRoot, dstRel string, only []string) error {
+		js, b, err := collect(srcRoot, dstRel, only, log)
+		if o.LinkTrees && (srcRoot == o.WebDir || srcRoot == o.WorkerDir) {
+			for i := range js {
+				js[i].link = true
+			}
+		}
+		jobs = append(jobs, js...)
+		bad = append(bad, b...)
+		return err
+	}
+	if err := add(o.WebDir, "dist/web", nil); err != nil {
+		return nil, err
+	}
+	if err := add(o.WorkerDir, "dist/worker", nil); err != nil {
+		return nil, err
+	}
+	if o.RuntimeDir != "" {
+		if err := add(o.RuntimeDir, "dist/runtime", []string{"bin", "lib"}); err != nil {
+			return nil, err
+		}
+	}
+	for _, extra := range templateExtras {
+		p := filepath.Join(o.TemplateDir, extra)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			jobs = append(jobs, job{src: p, rel: extra, mode: 0o644})
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("npm drops symbolic links and special files, replace these with regular files:\n  %s", strings.Join(bad, "\n  "))
+	}
+	return jobs, nil
+}
+
+// writeManifest writes the payload's manifest listing files, then stamps
+// every path with SourceDateEpoch when it is set.
+func (o *Options) writeManifest(files map[string]manifest.File) (*manifest.Manifest, []byte, error) {
 	natives := o.Natives
 	if natives == nil {
 		natives = map[string]manifest.Native{}
