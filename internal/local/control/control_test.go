@@ -218,6 +218,31 @@ func TestAcceptedRequests(t *testing.T) {
 	port := strconv.Itoa(serverPort(t, h.srv))
 	bearer := "Bearer " + h.token
 
+	checkHealthOnEveryLoopbackHost(t, h, port)
+	// Preflight: answered without any CORS permission.
+	code, hdr, _ := h.send(t, req{method: "OPTIONS", path: "/stop", host: "127.0.0.1:" + port, headers: map[string]string{"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}})
+	if code/100 == 2 || hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight answered %d with %v", code, hdr)
+	}
+
+	checkStatus(t, h, port, bearer)
+	checkInstall(t, h, port, bearer)
+
+	code, _, body := h.send(t, req{method: "POST", path: "/stop", host: "127.0.0.1:" + port, auth: bearer})
+	if code != 202 {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+	select {
+	case <-h.rt.stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("POST /stop did not stop the runtime")
+	}
+}
+
+// checkHealthOnEveryLoopbackHost checks /health answers under each loopback
+// Host name and reveals only names and states.
+func checkHealthOnEveryLoopbackHost(t *testing.T, h *harness, port string) {
+	t.Helper()
 	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port} {
 		code, _, body := h.send(t, req{method: "GET", path: "/health", host: host})
 		if code != 200 {
@@ -237,12 +262,11 @@ func TestAcceptedRequests(t *testing.T) {
 			}
 		}
 	}
-	// Preflight: answered without any CORS permission.
-	code, hdr, _ := h.send(t, req{method: "OPTIONS", path: "/stop", host: "127.0.0.1:" + port, headers: map[string]string{"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}})
-	if code/100 == 2 || hdr.Get("Access-Control-Allow-Origin") != "" {
-		t.Errorf("preflight answered %d with %v", code, hdr)
-	}
+}
 
+// checkStatus checks /status and /release/status with the token.
+func checkStatus(t *testing.T, h *harness, port, bearer string) {
+	t.Helper()
 	code, _, body := h.send(t, req{method: "GET", path: "/status", host: "localhost:" + port, auth: bearer})
 	var st runstatus.Status
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
@@ -259,10 +283,16 @@ func TestAcceptedRequests(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"newest":"1.1.0"`) || strings.Contains(body, `"update"`) {
 		t.Errorf("release status: %d %s", code, body)
 	}
+}
 
+// checkInstall starts an install from a same-origin browser POST, checks a
+// second one is refused naming the running one, and that release status
+// shows it.
+func checkInstall(t *testing.T, h *harness, port, bearer string) {
+	t.Helper()
 	// Same-origin browser POSTs pass; JSON with charset is JSON.
 	sameOrigin := map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:" + port}
-	code, _, body = h.send(t, req{method: "POST", path: "/update/install", host: "127.0.0.1:" + port, auth: bearer, ctype: "application/json; charset=utf-8", body: `{"version":"1.1.0"}`, headers: sameOrigin})
+	code, _, body := h.send(t, req{method: "POST", path: "/update/install", host: "127.0.0.1:" + port, auth: bearer, ctype: "application/json; charset=utf-8", body: `{"version":"1.1.0"}`, headers: sameOrigin})
 	if code != 202 || !strings.Contains(body, `"to":"1.1.0"`) {
 		t.Fatalf("install: %d %s", code, body)
 	}
@@ -273,16 +303,6 @@ func TestAcceptedRequests(t *testing.T) {
 	code, _, body = h.send(t, req{method: "GET", path: "/release/status", host: "127.0.0.1:" + port, auth: bearer})
 	if code != 200 || !strings.Contains(body, `"update":{"phase":"stopping"`) {
 		t.Errorf("release status during install: %d %s", code, body)
-	}
-
-	code, _, body = h.send(t, req{method: "POST", path: "/stop", host: "127.0.0.1:" + port, auth: bearer})
-	if code != 202 {
-		t.Fatalf("stop: %d %s", code, body)
-	}
-	select {
-	case <-h.rt.stopped:
-	case <-time.After(5 * time.Second):
-		t.Fatal("POST /stop did not stop the runtime")
 	}
 }
 
