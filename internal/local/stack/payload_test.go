@@ -54,23 +54,7 @@ func TestDiscover(t *testing.T) {
 		wantErr []string
 		check   func(t *testing.T, root string, p *Payload)
 	}{
-		{name: "complete payload", check: func(t *testing.T, root string, p *Payload) {
-			if p.Root != root || p.Manifest != filepath.Join(root, "manifest.json") {
-				t.Errorf("root %q manifest %q", p.Root, p.Manifest)
-			}
-			if p.WebServer != filepath.Join(root, "dist/web/server.js") || p.WebDir != filepath.Join(root, "dist/web") {
-				t.Errorf("web %q in %q", p.WebServer, p.WebDir)
-			}
-			if !slices.Equal(p.WorkerArgs, []string{filepath.Join(root, "dist/worker/worker.mjs")}) || p.WorkerFromSource {
-				t.Errorf("worker args %v", p.WorkerArgs)
-			}
-			if p.Mongod != filepath.Join(root, "dist/runtime/bin/mongod") || p.RedisServer != filepath.Join(root, "dist/runtime/bin/redis-server") {
-				t.Errorf("natives %q %q", p.Mongod, p.RedisServer)
-			}
-			if p.LibDir != filepath.Join(root, "dist/runtime/lib") || p.Node != "/usr/bin/node" {
-				t.Errorf("lib %q node %q", p.LibDir, p.Node)
-			}
-		}},
+		{name: "complete payload", check: checkCompletePayload},
 		{name: "missing web", skip: []string{"dist/web/server.js"},
 			wantErr: []string{"web server not found", "dist/web/server.js", "npx --yes @second-inc/cli", "SECOND_WEB_DIR"}},
 		{name: "missing mongod", skip: []string{"dist/runtime/bin/mongod"},
@@ -116,18 +100,7 @@ func TestDiscover(t *testing.T) {
 				Getenv: func(k string) string { return repl.Replace(tt.env[k]) },
 			})
 			if tt.wantErr != nil {
-				if err == nil {
-					t.Fatal("no error")
-				}
-				for _, s := range tt.wantErr {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("error %q does not mention %q", err, s)
-					}
-				}
-				var me *MissingError
-				if !errors.As(err, &me) {
-					t.Errorf("error is not a *MissingError: %T", err)
-				}
+				checkMissingError(t, err, tt.wantErr)
 				return
 			}
 			if err != nil {
@@ -135,6 +108,44 @@ func TestDiscover(t *testing.T) {
 			}
 			tt.check(t, root, p)
 		})
+	}
+}
+
+// checkCompletePayload checks Discover found every part of a complete
+// payload at its place under root, and node on $PATH.
+func checkCompletePayload(t *testing.T, root string, p *Payload) {
+	if p.Root != root || p.Manifest != filepath.Join(root, "manifest.json") {
+		t.Errorf("root %q manifest %q", p.Root, p.Manifest)
+	}
+	if p.WebServer != filepath.Join(root, "dist/web/server.js") || p.WebDir != filepath.Join(root, "dist/web") {
+		t.Errorf("web %q in %q", p.WebServer, p.WebDir)
+	}
+	if !slices.Equal(p.WorkerArgs, []string{filepath.Join(root, "dist/worker/worker.mjs")}) || p.WorkerFromSource {
+		t.Errorf("worker args %v", p.WorkerArgs)
+	}
+	if p.Mongod != filepath.Join(root, "dist/runtime/bin/mongod") || p.RedisServer != filepath.Join(root, "dist/runtime/bin/redis-server") {
+		t.Errorf("natives %q %q", p.Mongod, p.RedisServer)
+	}
+	if p.LibDir != filepath.Join(root, "dist/runtime/lib") || p.Node != "/usr/bin/node" {
+		t.Errorf("lib %q node %q", p.LibDir, p.Node)
+	}
+}
+
+// checkMissingError checks err is a *MissingError mentioning every string
+// in want.
+func checkMissingError(t *testing.T, err error, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, s := range want {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not mention %q", err, s)
+		}
+	}
+	var me *MissingError
+	if !errors.As(err, &me) {
+		t.Errorf("error is not a *MissingError: %T", err)
 	}
 }
 
