@@ -150,23 +150,7 @@ func TestStartStatusStopOrder(t *testing.T) {
 	if err := s.Start(ctx, []*Process{mongo, redis}, []*Process{web}, []*Process{worker}); err != nil {
 		t.Fatal(err)
 	}
-	st := s.Status()
-	if len(st) != 4 {
-		t.Fatalf("Status has %d entries", len(st))
-	}
-	pgids := map[string]int{}
-	for i, want := range []string{"mongo", "redis", "web", "worker"} {
-		if st[i].Name != want || st[i].State != StateReady || st[i].PID == 0 || st[i].StartedAt.IsZero() {
-			t.Errorf("status[%d] = %+v, want %s ready with a pid", i, st[i], want)
-		}
-		pgids[want] = st[i].PID
-		if pgid, _ := syscall.Getpgid(st[i].PID); pgid != st[i].PID {
-			t.Errorf("%s: pgid %d, want its own group %d", want, pgid, st[i].PID)
-		}
-	}
-	if st[0].Port != 27018 {
-		t.Errorf("port = %d", st[0].Port)
-	}
+	pgids := checkAllReady(t, s.Status())
 	gc := readPid(t, filepath.Join(dir, "web.gc"))
 
 	if err := s.Stop(ctx); err != nil {
@@ -187,19 +171,7 @@ func TestStartStatusStopOrder(t *testing.T) {
 	if len(hookRan) != 1 || hookRan[0] != "worker\nweb\nredis" {
 		t.Errorf("mongo's Before hook should run once, after redis stopped: %q", hookRan)
 	}
-	for name, pgid := range pgids {
-		if procutil.GroupAlive(pgid) {
-			t.Errorf("%s's group %d still has %v after Stop", name, pgid, procutil.GroupMembers(pgid))
-		}
-	}
-	if procutil.Alive(gc) {
-		t.Error("web's grandchild outlived Stop")
-	}
-	for _, st := range s.Status() {
-		if st.State != StateStopped || st.PID != 0 {
-			t.Errorf("after Stop: %+v", st)
-		}
-	}
+	checkNothingLeft(t, s, pgids, gc)
 	if got := events.states("web"); strings.Join(statesStr(got), ",") != "starting,starting,ready,stopping,stopped" {
 		t.Errorf("web events %v", got)
 	}
@@ -213,6 +185,49 @@ func TestStartStatusStopOrder(t *testing.T) {
 	log, _ := os.ReadFile(web.LogPath)
 	if !strings.Contains(string(log), "web up") {
 		t.Errorf("web log lacks the child's output: %q", log)
+	}
+}
+
+// checkAllReady checks st lists mongo (on port 27018), redis, web and worker
+// in that order, each ready in its own process group, and returns their
+// group ids by name.
+func checkAllReady(t *testing.T, st []ServiceStatus) map[string]int {
+	t.Helper()
+	if len(st) != 4 {
+		t.Fatalf("Status has %d entries", len(st))
+	}
+	pgids := map[string]int{}
+	for i, want := range []string{"mongo", "redis", "web", "worker"} {
+		if st[i].Name != want || st[i].State != StateReady || st[i].PID == 0 || st[i].StartedAt.IsZero() {
+			t.Errorf("status[%d] = %+v, want %s ready with a pid", i, st[i], want)
+		}
+		pgids[want] = st[i].PID
+		if pgid, _ := syscall.Getpgid(st[i].PID); pgid != st[i].PID {
+			t.Errorf("%s: pgid %d, want its own group %d", want, pgid, st[i].PID)
+		}
+	}
+	if st[0].Port != 27018 {
+		t.Errorf("port = %d", st[0].Port)
+	}
+	return pgids
+}
+
+// checkNothingLeft checks that after Stop no process group in pgids has a
+// member, web's grandchild gc is gone and every service says stopped.
+func checkNothingLeft(t *testing.T, s *Supervisor, pgids map[string]int, gc int) {
+	t.Helper()
+	for name, pgid := range pgids {
+		if procutil.GroupAlive(pgid) {
+			t.Errorf("%s's group %d still has %v after Stop", name, pgid, procutil.GroupMembers(pgid))
+		}
+	}
+	if procutil.Alive(gc) {
+		t.Error("web's grandchild outlived Stop")
+	}
+	for _, st := range s.Status() {
+		if st.State != StateStopped || st.PID != 0 {
+			t.Errorf("after Stop: %+v", st)
+		}
 	}
 }
 
