@@ -136,40 +136,54 @@ func TestAssembleLayoutAndManifest(t *testing.T) {
 			if err != nil || len(problems) > 0 {
 				t.Errorf("Verify: %v %+v", err, problems)
 			}
-			for rel, wantMode := range map[string]string{
-				"bin/second": "0755", "dist/runtime/bin/mongod": "0755", "dist/runtime/bin/redis-server": "0755",
-				"dist/web/server.js": "0644", "package.json": "0644",
-			} {
-				if m.Files[rel].Mode != wantMode {
-					t.Errorf("%s: manifest mode %s, want %s", rel, m.Files[rel].Mode, wantMode)
-				}
-				st, err := os.Stat(filepath.Join(o.Dir, filepath.FromSlash(rel)))
-				if err != nil || st.Mode().Perm() != map[string]os.FileMode{"0755": 0o755, "0644": 0o644}[wantMode] {
-					t.Errorf("%s: disk mode %v (%v), want %s", rel, st.Mode(), err, wantMode)
-				}
-				if !st.ModTime().Equal(o.SourceDateEpoch) {
-					t.Errorf("%s: mtime %v, want %v", rel, st.ModTime(), o.SourceDateEpoch)
-				}
-			}
+			checkModesAndTimes(t, o, m)
 			if m.Name != o.Name || m.Version != "1.2.3" || m.Platform != p.ID || m.Natives["mongod"].Version != "8.0.4" {
 				t.Errorf("manifest header = %s %s %s %+v", m.Name, m.Version, m.Platform, m.Natives)
 			}
-			var pj struct {
-				Name, Version string
-				OS, CPU       []string
-				Bin           map[string]string
-				Files         []string
-				Scripts       map[string]string
-			}
-			b, _ := os.ReadFile(filepath.Join(o.Dir, "package.json"))
-			if err := json.Unmarshal(b, &pj); err != nil {
-				t.Fatal(err)
-			}
-			if pj.Name != o.Name || pj.Version != "1.2.3" || pj.OS[0] != p.NodeOS || pj.CPU[0] != p.CPU ||
-				pj.Bin["second-local"] != "bin/second" || len(pj.Files) == 0 || pj.Scripts != nil {
-				t.Errorf("package.json = %s", b)
-			}
+			checkPackageJSON(t, o, p)
 		})
+	}
+}
+
+// checkModesAndTimes checks the manifest and disk modes of the payload's
+// executables and plain files, and that their mtimes are SourceDateEpoch.
+func checkModesAndTimes(t *testing.T, o Options, m *manifest.Manifest) {
+	t.Helper()
+	for rel, wantMode := range map[string]string{
+		"bin/second": "0755", "dist/runtime/bin/mongod": "0755", "dist/runtime/bin/redis-server": "0755",
+		"dist/web/server.js": "0644", "package.json": "0644",
+	} {
+		if m.Files[rel].Mode != wantMode {
+			t.Errorf("%s: manifest mode %s, want %s", rel, m.Files[rel].Mode, wantMode)
+		}
+		st, err := os.Stat(filepath.Join(o.Dir, filepath.FromSlash(rel)))
+		if err != nil || st.Mode().Perm() != map[string]os.FileMode{"0755": 0o755, "0644": 0o644}[wantMode] {
+			t.Errorf("%s: disk mode %v (%v), want %s", rel, st.Mode(), err, wantMode)
+		}
+		if !st.ModTime().Equal(o.SourceDateEpoch) {
+			t.Errorf("%s: mtime %v, want %v", rel, st.ModTime(), o.SourceDateEpoch)
+		}
+	}
+}
+
+// checkPackageJSON checks the payload's package.json carries its name,
+// version, platform, bin and files, and no scripts.
+func checkPackageJSON(t *testing.T, o Options, p platform.Platform) {
+	t.Helper()
+	var pj struct {
+		Name, Version string
+		OS, CPU       []string
+		Bin           map[string]string
+		Files         []string
+		Scripts       map[string]string
+	}
+	b, _ := os.ReadFile(filepath.Join(o.Dir, "package.json"))
+	if err := json.Unmarshal(b, &pj); err != nil {
+		t.Fatal(err)
+	}
+	if pj.Name != o.Name || pj.Version != "1.2.3" || pj.OS[0] != p.NodeOS || pj.CPU[0] != p.CPU ||
+		pj.Bin["second-local"] != "bin/second" || len(pj.Files) == 0 || pj.Scripts != nil {
+		t.Errorf("package.json = %s", b)
 	}
 }
 
