@@ -325,6 +325,56 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 	r := p.start(t, env, "--disable-telemetry")
 
 	st := p.status(t)
+	ports := checkRunningStatus(t, st, r)
+
+	t.Run("child environments", func(t *testing.T) {
+		checkChildEnvironments(t, p, ports)
+	})
+
+	t.Run("secret file modes", func(t *testing.T) {
+		checkSecretFileModes(t, p)
+	})
+
+	t.Run("second start while running prints the URL and exits 0", func(t *testing.T) {
+		out, errOut, code := p.run(t, env, "start", "--no-open")
+		if code != 0 || !strings.Contains(out, st.URL) || !strings.Contains(out, "already running") {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	})
+
+	t.Run("restart after a crash", func(t *testing.T) {
+		waitWebRestartsAfterCrash(t, p, service(st, "web").PID, ports["web"])
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		out, _, code := p.run(t, nil, "logs", "web", "-n", "50")
+		if code != 0 || !strings.Contains(out, "fixture web listening") {
+			t.Errorf("logs web: exit %d\n%s", code, out)
+		}
+	})
+
+	// Redis data survives a stop and a start; mongo keeps its port.
+	if got, err := p.redisApp(t, ports["redis"], "SET", "kept", "across-restarts"); err != nil || got != "OK" {
+		t.Fatalf("redis SET: %q %v", got, err)
+	}
+	stopWithoutControlFile(t, p, r, ports)
+
+	r = p.start(t, env)
+	st2 := p.status(t)
+	if got := service(st2, "mongo").Port; got != ports["mongo"] {
+		t.Errorf("mongo port changed across runs: %d -> %d", ports["mongo"], got)
+	}
+	if got, err := p.redisApp(t, service(st2, "redis").Port, "GET", "kept"); err != nil || got != "across-restarts" {
+		t.Errorf("redis lost data across a restart: %q %v", got, err)
+	}
+
+	resetStopsAndDeletes(t, p, r, st2)
+}
+
+// checkRunningStatus checks the first run's status and printed URL and
+// returns each service's port.
+func checkRunningStatus(t *testing.T, st runstatus.Status, r *running) map[string]int {
+	t.Helper()
 	if !st.Running || st.Phase != "running" {
 		t.Fatalf("status: %+v", st)
 	}
@@ -342,115 +392,112 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 	if want := "http://localhost:" + strconv.Itoa(ports["web"]); st.URL != want || !strings.Contains(r.out.String(), want) {
 		t.Errorf("URL %q (printed %q), want %q", st.URL, r.out, want)
 	}
+	return ports
+}
 
-	t.Run("child environments", func(t *testing.T) {
-		var web, worker map[string]string
-		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["web"]), &web)
-		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["worker"]), &worker)
-		mongoURI := fmt.Sprintf("mongodb://second:%s@127.0.0.1:%d/second?authSource=admin&directConnection=true&replicaSet=rs0",
-			p.secret(t, "mongo-password"), ports["mongo"])
-		redisURL := fmt.Sprintf("redis://:%s@127.0.0.1:%d", p.secret(t, "redis-password"), ports["redis"])
-		for k, want := range map[string]string{
-			"PORT": strconv.Itoa(ports["web"]), "HOSTNAME": "127.0.0.1", "NODE_ENV": "production", "NEXT_TELEMETRY_DISABLED": "1",
-			"MONGODB_URI": mongoURI, "REDIS_URL": redisURL,
-			"WORKER_URL":             fmt.Sprintf("http://127.0.0.1:%d", ports["worker"]),
-			"SECOND_RELEASE_VERSION": "9.8.7", "SECOND_RELEASE_PACKAGE": "@second-inc/cli-local-test",
-			"SECOND_POSTHOG_DISABLED": "1", "SECOND_TELEMETRY_DISABLED": "1", "SECOND_POSTHOG_KEY": "phk",
-			"NEXT_PUBLIC_SENTRY_DSN": "nsd", "SECOND_AUTH_MODE": "none", "SECOND_LOCAL_INSTALL": "1", "SECOND_RELEASE_RUNTIME": "native",
-		} {
-			if web[k] != want {
-				t.Errorf("web %s = %q, want %q", k, web[k], want)
-			}
+func checkChildEnvironments(t *testing.T, p *payload, ports map[string]int) {
+	t.Helper()
+	var web, worker map[string]string
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["web"]), &web)
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/env", ports["worker"]), &worker)
+	mongoURI := fmt.Sprintf("mongodb://second:%s@127.0.0.1:%d/second?authSource=admin&directConnection=true&replicaSet=rs0",
+		p.secret(t, "mongo-password"), ports["mongo"])
+	redisURL := fmt.Sprintf("redis://:%s@127.0.0.1:%d", p.secret(t, "redis-password"), ports["redis"])
+	for k, want := range map[string]string{
+		"PORT": strconv.Itoa(ports["web"]), "HOSTNAME": "127.0.0.1", "NODE_ENV": "production", "NEXT_TELEMETRY_DISABLED": "1",
+		"MONGODB_URI": mongoURI, "REDIS_URL": redisURL,
+		"WORKER_URL":             fmt.Sprintf("http://127.0.0.1:%d", ports["worker"]),
+		"SECOND_RELEASE_VERSION": "9.8.7", "SECOND_RELEASE_PACKAGE": "@second-inc/cli-local-test",
+		"SECOND_POSTHOG_DISABLED": "1", "SECOND_TELEMETRY_DISABLED": "1", "SECOND_POSTHOG_KEY": "phk",
+		"NEXT_PUBLIC_SENTRY_DSN": "nsd", "SECOND_AUTH_MODE": "none", "SECOND_LOCAL_INSTALL": "1", "SECOND_RELEASE_RUNTIME": "native",
+	} {
+		if web[k] != want {
+			t.Errorf("web %s = %q, want %q", k, web[k], want)
 		}
-		var control struct{ URL string }
-		b, err := os.ReadFile(filepath.Join(p.home, "local-control.json"))
-		if err != nil || json.Unmarshal(b, &control) != nil || control.URL == "" {
-			t.Fatalf("local-control.json: %v %s", err, b)
-		}
-		ctlToken, _ := os.ReadFile(filepath.Join(p.home, "secrets", "local-control-token"))
-		if web["SECOND_LOCAL_CLI_URL"] != control.URL || web["SECOND_LOCAL_CLI_TOKEN"] != strings.TrimSpace(string(ctlToken)) {
-			t.Errorf("web does not get the control server's URL and token: %q", web["SECOND_LOCAL_CLI_URL"])
-		}
-		if _, ok := web["NEXT_PUBLIC_LEAK"]; ok {
-			t.Error("the user's NEXT_PUBLIC_LEAK reached the web server")
-		}
-		for k := range web {
-			if strings.HasPrefix(k, "LD_LIBRARY_PATH") || strings.HasPrefix(k, "DYLD_") {
-				t.Errorf("node got %s", k)
-			}
-		}
-		token, err := os.ReadFile(filepath.Join(p.home, "secrets", "internal-api-token"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if web["INTERNAL_API_TOKEN"] != strings.TrimSpace(string(token)) || worker["INTERNAL_API_TOKEN"] != web["INTERNAL_API_TOKEN"] {
-			t.Error("web and worker do not share the internal-api-token secret")
-		}
-		for k, want := range map[string]string{
-			"PORT": strconv.Itoa(ports["worker"]), "WEB_URL": fmt.Sprintf("http://127.0.0.1:%d", ports["web"]),
-			"TOOL_EXECUTE_URL": fmt.Sprintf("http://127.0.0.1:%d/api/internal/tool-execute", ports["web"]),
-			"WORKSPACES_DIR":   filepath.Join(p.home, "data", "workspaces"), "MONGODB_URI": mongoURI,
-			"REDIS_URL": redisURL, "HOST": "127.0.0.1", "HOSTNAME": "127.0.0.1",
-		} {
-			if worker[k] != want {
-				t.Errorf("worker %s = %q, want %q", k, worker[k], want)
-			}
-		}
-	})
-
-	t.Run("secret file modes", func(t *testing.T) {
-		st, err := os.Stat(filepath.Join(p.home, "secrets"))
-		if err != nil || st.Mode().Perm() != 0o700 {
-			t.Fatalf("secrets dir: %v %v", st.Mode(), err)
-		}
-		for _, f := range []string{"internal-api-token", "no-auth-session-secret", "local-control-token",
-			"redis-password", "redis-admin-password", "mongo-password", "mongo-admin-password", "mongo-keyfile"} {
-			st, err := os.Stat(filepath.Join(p.home, "secrets", f))
-			if err != nil || st.Mode().Perm() != 0o600 {
-				t.Errorf("%s: %v %v", f, err, st)
-			}
-		}
-	})
-
-	t.Run("second start while running prints the URL and exits 0", func(t *testing.T) {
-		out, errOut, code := p.run(t, env, "start", "--no-open")
-		if code != 0 || !strings.Contains(out, st.URL) || !strings.Contains(out, "already running") {
-			t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
-		}
-	})
-
-	t.Run("restart after a crash", func(t *testing.T) {
-		old := service(st, "web").PID
-		var resp map[string]any
-		getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/crash", ports["web"]), &resp)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			s := service(p.status(t), "web")
-			if s.State == "ready" && s.PID != old && s.PID != 0 && s.Restarts >= 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("web did not come back after a crash: %+v", s)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-
-	t.Run("logs", func(t *testing.T) {
-		out, _, code := p.run(t, nil, "logs", "web", "-n", "50")
-		if code != 0 || !strings.Contains(out, "fixture web listening") {
-			t.Errorf("logs web: exit %d\n%s", code, out)
-		}
-	})
-
-	// Redis data survives a stop and a start; mongo keeps its port.
-	if got, err := p.redisApp(t, ports["redis"], "SET", "kept", "across-restarts"); err != nil || got != "OK" {
-		t.Fatalf("redis SET: %q %v", got, err)
 	}
+	checkWebControlAndLeaks(t, p, web)
+	token, err := os.ReadFile(filepath.Join(p.home, "secrets", "internal-api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web["INTERNAL_API_TOKEN"] != strings.TrimSpace(string(token)) || worker["INTERNAL_API_TOKEN"] != web["INTERNAL_API_TOKEN"] {
+		t.Error("web and worker do not share the internal-api-token secret")
+	}
+	for k, want := range map[string]string{
+		"PORT": strconv.Itoa(ports["worker"]), "WEB_URL": fmt.Sprintf("http://127.0.0.1:%d", ports["web"]),
+		"TOOL_EXECUTE_URL": fmt.Sprintf("http://127.0.0.1:%d/api/internal/tool-execute", ports["web"]),
+		"WORKSPACES_DIR":   filepath.Join(p.home, "data", "workspaces"), "MONGODB_URI": mongoURI,
+		"REDIS_URL": redisURL, "HOST": "127.0.0.1", "HOSTNAME": "127.0.0.1",
+	} {
+		if worker[k] != want {
+			t.Errorf("worker %s = %q, want %q", k, worker[k], want)
+		}
+	}
+}
+
+// checkWebControlAndLeaks checks that web gets the control server's URL and
+// token and none of the variables it must not see.
+func checkWebControlAndLeaks(t *testing.T, p *payload, web map[string]string) {
+	t.Helper()
+	var control struct{ URL string }
+	b, err := os.ReadFile(filepath.Join(p.home, "local-control.json"))
+	if err != nil || json.Unmarshal(b, &control) != nil || control.URL == "" {
+		t.Fatalf("local-control.json: %v %s", err, b)
+	}
+	ctlToken, _ := os.ReadFile(filepath.Join(p.home, "secrets", "local-control-token"))
+	if web["SECOND_LOCAL_CLI_URL"] != control.URL || web["SECOND_LOCAL_CLI_TOKEN"] != strings.TrimSpace(string(ctlToken)) {
+		t.Errorf("web does not get the control server's URL and token: %q", web["SECOND_LOCAL_CLI_URL"])
+	}
+	if _, ok := web["NEXT_PUBLIC_LEAK"]; ok {
+		t.Error("the user's NEXT_PUBLIC_LEAK reached the web server")
+	}
+	for k := range web {
+		if strings.HasPrefix(k, "LD_LIBRARY_PATH") || strings.HasPrefix(k, "DYLD_") {
+			t.Errorf("node got %s", k)
+		}
+	}
+}
+
+func checkSecretFileModes(t *testing.T, p *payload) {
+	t.Helper()
+	st, err := os.Stat(filepath.Join(p.home, "secrets"))
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("secrets dir: %v %v", st.Mode(), err)
+	}
+	for _, f := range []string{"internal-api-token", "no-auth-session-secret", "local-control-token",
+		"redis-password", "redis-admin-password", "mongo-password", "mongo-admin-password", "mongo-keyfile"} {
+		st, err := os.Stat(filepath.Join(p.home, "secrets", f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", f, err, st)
+		}
+	}
+}
+
+// waitWebRestartsAfterCrash crashes web (pid old) and waits up to 30s for
+// a new, ready web process.
+func waitWebRestartsAfterCrash(t *testing.T, p *payload, old, webPort int) {
+	t.Helper()
+	var resp map[string]any
+	getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/crash", webPort), &resp)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := service(p.status(t), "web")
+		if s.State == "ready" && s.PID != old && s.PID != 0 && s.Restarts >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web did not come back after a crash: %+v", s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stopWithoutControlFile removes the control server's file, so status and
+// stop fall back to runtime.json, the lock and signals, then stops r.
+func stopWithoutControlFile(t *testing.T, p *payload, r *running, ports map[string]int) {
+	t.Helper()
 	pids := childPIDs(p.status(t))
 
-	// Without the control server's file, status and stop fall back to
-	// runtime.json, the lock and signals.
 	if err := os.Remove(filepath.Join(p.home, "local-control.json")); err != nil {
 		t.Fatalf("the control server did not write local-control.json: %v", err)
 	}
@@ -468,18 +515,13 @@ func TestFullStartStatusEnvSecretsRestart(t *testing.T) {
 	if st := p.status(t); st.Running {
 		t.Errorf("status after stop: %+v", st)
 	}
+}
 
-	r = p.start(t, env)
-	st2 := p.status(t)
-	if got := service(st2, "mongo").Port; got != ports["mongo"] {
-		t.Errorf("mongo port changed across runs: %d -> %d", ports["mongo"], got)
-	}
-	if got, err := p.redisApp(t, service(st2, "redis").Port, "GET", "kept"); err != nil || got != "across-restarts" {
-		t.Errorf("redis lost data across a restart: %q %v", got, err)
-	}
-
-	// reset --yes stops the running runtime first, then deletes.
-	out, errOut, code = p.run(t, nil, "reset", "--yes")
+// resetStopsAndDeletes checks that reset --yes stops the running runtime
+// first, then deletes.
+func resetStopsAndDeletes(t *testing.T, p *payload, r *running, st2 runstatus.Status) {
+	t.Helper()
+	out, errOut, code := p.run(t, nil, "reset", "--yes")
 	if code != 0 {
 		t.Fatalf("reset --yes: exit %d %q %q", code, out, errOut)
 	}
