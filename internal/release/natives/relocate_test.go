@@ -47,20 +47,7 @@ func TestLinuxBottlesRelocated(t *testing.T) {
 		return string(b)
 	}
 	// Everything the three files need besides OpenSSL is the host's to give.
-	var system []string
-	for _, f := range []string{redisBin, libssl, libcrypto} {
-		ef, err := elf.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		libs, _ := ef.ImportedLibraries()
-		ef.Close()
-		for _, l := range libs {
-			if l != "libssl.so.3" && l != "libcrypto.so.3" && !slices.Contains(system, l) {
-				system = append(system, l)
-			}
-		}
-	}
+	system := importedBesidesOpenSSL(t, redisBin, libssl, libcrypto)
 
 	w := newWorld(t)
 	// A mongod stand-in without placeholders: it must be left alone.
@@ -121,6 +108,38 @@ func TestLinuxBottlesRelocated(t *testing.T) {
 
 	// ld.so resolves OpenSSL from the runtime's lib/ through $ORIGIN
 	// (paths appear as runtime/bin/../lib/...; compare them cleaned).
+	checkLddResolvesFromRuntime(t, server, rt)
+
+	// And a running server has the runtime's libssl mapped, not the host's.
+	checkRunningMapsRuntimeSSL(t, server, rt)
+}
+
+// importedBesidesOpenSSL lists the libraries the files import other than
+// OpenSSL's, each once, in order.
+func importedBesidesOpenSSL(t *testing.T, files ...string) []string {
+	t.Helper()
+	var system []string
+	for _, f := range files {
+		ef, err := elf.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs, _ := ef.ImportedLibraries()
+		ef.Close()
+		for _, l := range libs {
+			if l != "libssl.so.3" && l != "libcrypto.so.3" && !slices.Contains(system, l) {
+				system = append(system, l)
+			}
+		}
+	}
+	return system
+}
+
+// checkLddResolvesFromRuntime checks ld.so resolves OpenSSL from the
+// runtime's lib/ through $ORIGIN (paths appear as runtime/bin/../lib/...;
+// compared cleaned).
+func checkLddResolvesFromRuntime(t *testing.T, server, rt string) {
+	t.Helper()
 	ldd, err := exec.Command("ldd", server).Output()
 	if err != nil {
 		t.Fatalf("ldd: %v", err)
@@ -136,8 +155,12 @@ func TestLinuxBottlesRelocated(t *testing.T) {
 			t.Errorf("ldd resolves %s to %q, want %s:\n%s", so, resolved[so], want, ldd)
 		}
 	}
+}
 
-	// And a running server has the runtime's libssl mapped, not the host's.
+// checkRunningMapsRuntimeSSL starts the server with an empty environment and
+// checks it has the runtime's libssl mapped, not the host's.
+func checkRunningMapsRuntimeSSL(t *testing.T, server, rt string) {
+	t.Helper()
 	data := t.TempDir()
 	srv := exec.Command(server, "--port", strconv.Itoa(testsupport.FreePort(t)), "--bind", "127.0.0.1",
 		"--dir", data, "--save", "", "--appendonly", "no", "--daemonize", "no")
