@@ -130,18 +130,7 @@ func TestUpdateReadsMemberNamesFromArchives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, r := got.Natives[0], got.Natives[1]
-	if m.Version != "8.2.9" || m.SHA256 != sum(newMongo) || m.Source != u.http.URL+"/osx/mongodb-macos-arm64-8.2.9.tgz" ||
-		len(m.Members) != 1 || m.Members["mongodb-macos-aarch64--8.2.9/bin/mongod"] != "bin/mongod" || !strings.Contains(m.PinSource, "full.json") {
-		t.Errorf("mongod: %+v", m)
-	}
-	if r.Version != "8.10.0_1" || r.Source != newRedisSrc || len(r.Members) != 1 || r.Members["redis/8.10.0_1/bin/redis-server"] != "bin/redis-server" ||
-		!strings.Contains(r.PinSource, "2026-11-27") {
-		t.Errorf("redis: %+v", r)
-	}
-	if got.Natives[2].Version != "1" {
-		t.Errorf("untracked pin moved: %+v", got.Natives[2])
-	}
+	checkMovedToNewArchives(t, got, u.http.URL+"/osx/mongodb-macos-arm64-8.2.9.tgz", sum(newMongo), newRedisSrc)
 
 	// Up to date: nothing changes, nothing is written.
 	before, _ = os.ReadFile(lockPath)
@@ -151,6 +140,24 @@ func TestUpdateReadsMemberNamesFromArchives(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(lockPath); string(after) != string(before) {
 		t.Fatal("no-op update rewrote the lock")
+	}
+}
+
+// checkMovedToNewArchives checks the lock after the real update: mongod and
+// redis point at the new archives and their member names, the untracked pin stays.
+func checkMovedToNewArchives(t *testing.T, got *Lock, mongoSource, mongoSum, redisSource string) {
+	t.Helper()
+	m, r := got.Natives[0], got.Natives[1]
+	if m.Version != "8.2.9" || m.SHA256 != mongoSum || m.Source != mongoSource ||
+		len(m.Members) != 1 || m.Members["mongodb-macos-aarch64--8.2.9/bin/mongod"] != "bin/mongod" || !strings.Contains(m.PinSource, "full.json") {
+		t.Errorf("mongod: %+v", m)
+	}
+	if r.Version != "8.10.0_1" || r.Source != redisSource || len(r.Members) != 1 || r.Members["redis/8.10.0_1/bin/redis-server"] != "bin/redis-server" ||
+		!strings.Contains(r.PinSource, "2026-11-27") {
+		t.Errorf("redis: %+v", r)
+	}
+	if got.Natives[2].Version != "1" {
+		t.Errorf("untracked pin moved: %+v", got.Natives[2])
 	}
 }
 
