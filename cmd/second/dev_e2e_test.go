@@ -190,6 +190,47 @@ func TestDevTwoWorktrees(t *testing.T) {
 	waitReady(t, b, 8*time.Minute)
 	t.Logf("both stacks ready (cold, at once) after %s", time.Since(began).Round(time.Millisecond))
 
+	infos := readDevInfos(t, c)
+	im, ifeat := infos[c.main], infos[c.feature]
+	checkDevIDsAndPorts(t, infos, im, ifeat)
+
+	checkURLsReachOwnWeb(t, infos)
+	t.Logf("both URLs answered (cold: first compile of /api/health and /) after %s", time.Since(began).Round(time.Millisecond))
+
+	t.Run("HMR WebSocket through the proxy", func(t *testing.T) {
+		checkHMRThroughProxy(t, ifeat)
+	})
+
+	t.Run("a second second dev in the same worktree", func(t *testing.T) {
+		cmd := exec.Command(builtSecond, "dev", "--home", c.home)
+		cmd.Dir, cmd.Env = c.main, c.env
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "already running") || !strings.Contains(string(out), im.URL) {
+			t.Errorf("err %v, output:\n%s", err, out)
+		}
+	})
+
+	t.Run("dev status lists both", func(t *testing.T) {
+		checkDevStatusListsAll(t, c, infos)
+	})
+
+	t.Run("editing the worker restarts it, not the infrastructure", func(t *testing.T) {
+		checkWorkerEditRestartsOnlyWorker(t, c, ifeat)
+	})
+
+	t.Run("kill -9 leaves nothing running and the other stack keeps its URL", func(t *testing.T) {
+		checkKill9KeepsOtherStack(t, c, a, im, ifeat)
+	})
+
+	t.Run("warm start", func(t *testing.T) {
+		checkWarmStart(t, c, im)
+	})
+}
+
+// readDevInfos reads each worktree's .second-dev.txt and checks its data
+// dir and URL.
+func readDevInfos(t *testing.T, c *devCheckout) map[string]devstack.Info {
+	t.Helper()
 	infos := map[string]devstack.Info{}
 	for _, wt := range []string{c.main, c.feature} {
 		info, err := devstack.ReadInfo(filepath.Join(wt, ".second-dev.txt"))
@@ -204,7 +245,11 @@ func TestDevTwoWorktrees(t *testing.T) {
 		}
 		infos[wt] = info
 	}
-	im, ifeat := infos[c.main], infos[c.feature]
+	return infos
+}
+
+func checkDevIDsAndPorts(t *testing.T, infos map[string]devstack.Info, im, ifeat devstack.Info) {
+	t.Helper()
 	if im.DevID == ifeat.DevID || !strings.HasPrefix(ifeat.DevID, "feature-hmr-") || !strings.HasPrefix(im.DevID, "main-") {
 		t.Errorf("dev ids %s and %s", im.DevID, ifeat.DevID)
 	}
@@ -217,8 +262,12 @@ func TestDevTwoWorktrees(t *testing.T) {
 			seen[p] = wt
 		}
 	}
+}
 
-	// Each URL reaches its own worktree's web server through the proxy.
+// checkURLsReachOwnWeb checks that each URL reaches its own worktree's web
+// server through the proxy.
+func checkURLsReachOwnWeb(t *testing.T, infos map[string]devstack.Info) {
+	t.Helper()
 	for wt, info := range infos {
 		status, body := getVia(t, info, "/api/health")
 		var h struct {
@@ -233,148 +282,143 @@ func TestDevTwoWorktrees(t *testing.T) {
 			t.Errorf("%s: GET / = %d %.200s", wt, status, body)
 		}
 	}
-	t.Logf("both URLs answered (cold: first compile of /api/health and /) after %s", time.Since(began).Round(time.Millisecond))
-
-	t.Run("HMR WebSocket through the proxy", func(t *testing.T) {
-		u := strings.TrimPrefix(ifeat.URL, "http://")
-		_, port, _ := net.SplitHostPort(u)
-		conn, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(time.Minute))
-		fmt.Fprintf(conn, "GET /_next/webpack-hmr HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", u, ifeat.URL)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("HMR upgrade via the proxy: status %d", resp.StatusCode)
-		}
-	})
-
-	t.Run("a second second dev in the same worktree", func(t *testing.T) {
-		cmd := exec.Command(builtSecond, "dev", "--home", c.home)
-		cmd.Dir, cmd.Env = c.main, c.env
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "already running") || !strings.Contains(string(out), im.URL) {
-			t.Errorf("err %v, output:\n%s", err, out)
-		}
-	})
-
-	t.Run("dev status lists both", func(t *testing.T) {
-		cmd := exec.Command(builtSecond, "dev", "status", "--home", c.home)
-		cmd.Env = c.env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, info := range infos {
-			if !strings.Contains(string(out), info.URL) || !strings.Contains(string(out), info.DevID) {
-				t.Errorf("status lacks %s:\n%s", info.URL, out)
-			}
-		}
-	})
-
-	t.Run("editing the worker restarts it, not the infrastructure", func(t *testing.T) {
-		src := filepath.Join(c.feature, "apps", "worker", "src", "index.mjs")
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Write a new file rather than through the hard link shared with the template.
-		os.Remove(src)
-		if err := os.WriteFile(src, []byte(strings.Replace(string(b), `service: "worker"`, `service: "worker-edited"`, 1)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		health := "http://127.0.0.1:" + strconv.Itoa(ifeat.WorkerPort) + "/health"
-		deadline := time.Now().Add(time.Minute)
-		for {
-			resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Get(health)
-			if err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if strings.Contains(string(body), "worker-edited") {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the worker did not pick up the edit:\n%s", b)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		for _, svc := range []string{"mongo", "redis"} {
-			log, _ := os.ReadFile(filepath.Join(ifeat.DataDir, "logs", svc+".log"))
-			if n := strings.Count(string(log), "] "+svc+": started "); n != 1 {
-				t.Errorf("%s started %d times:\n%s", svc, n, log)
-			}
-		}
-	})
-
-	t.Run("kill -9 leaves nothing running and the other stack keeps its URL", func(t *testing.T) {
-		if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-a.done
-		deadline := time.Now().Add(30 * time.Second)
-		for left := processesUnder(c.main); len(left) > 0; left = processesUnder(c.main) {
-			if time.Now().After(deadline) {
-				t.Fatalf("left running after kill -9:\n%s", strings.Join(left, "\n"))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		// The feature stack may have to take the proxy over (within a second;
-		// give a loaded machine ten).
-		var status int
-		var err error
-		for i := 0; i < 100; i++ {
-			if status, _, err = tryGetVia(ifeat, "/api/health"); status == 200 {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if status != 200 {
-			t.Errorf("feature stack via the proxy after the other was killed: %d %v", status, err)
-		}
-		if status, body := getVia(t, im, "/"); status != http.StatusNotFound || !strings.Contains(string(body), "No dev stack named "+im.DevID) {
-			t.Errorf("killed stack's URL: %d %s", status, body)
-		}
-	})
-
-	t.Run("warm start", func(t *testing.T) {
-		began := time.Now()
-		a2, _ := c.dev(t, c.main)
-		waitReady(t, a2, 5*time.Minute)
-		t.Logf("warm start: ready after %s", time.Since(began).Round(time.Millisecond))
-		if status, _ := getVia(t, im, "/"); status != 200 {
-			t.Errorf("warm start: GET / = %d", status)
-		}
-		t.Logf("warm start: URL answered after %s", time.Since(began).Round(time.Millisecond))
-		if rss := rssKB(a2.cmd.Process.Pid); rss > 0 {
-			t.Logf("RSS of second dev: %d KiB", rss)
-		}
-		if err := a2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-a2.done:
-		case <-time.After(90 * time.Second):
-			t.Fatal("second dev did not stop on SIGTERM")
-		}
-		// next dev's exit handler starts a detached telemetry flush (even
-		// with telemetry off) that exits on its own shortly after.
-		deadline := time.Now().Add(30 * time.Second)
-		for left := processesUnder(c.main); len(left) > 0; left = processesUnder(c.main) {
-			if time.Now().After(deadline) {
-				t.Fatalf("left running after SIGTERM:\n%s", strings.Join(left, "\n"))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	})
 }
 
-// rssKB reads a process's resident set size.
+func checkHMRThroughProxy(t *testing.T, ifeat devstack.Info) {
+	t.Helper()
+	u := strings.TrimPrefix(ifeat.URL, "http://")
+	_, port, _ := net.SplitHostPort(u)
+	conn, err := net.Dial("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(conn, "GET /_next/webpack-hmr HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", u, ifeat.URL)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("HMR upgrade via the proxy: status %d", resp.StatusCode)
+	}
+}
+
+func checkDevStatusListsAll(t *testing.T, c *devCheckout, infos map[string]devstack.Info) {
+	t.Helper()
+	cmd := exec.Command(builtSecond, "dev", "status", "--home", c.home)
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range infos {
+		if !strings.Contains(string(out), info.URL) || !strings.Contains(string(out), info.DevID) {
+			t.Errorf("status lacks %s:\n%s", info.URL, out)
+		}
+	}
+}
+
+func checkWorkerEditRestartsOnlyWorker(t *testing.T, c *devCheckout, ifeat devstack.Info) {
+	t.Helper()
+	src := filepath.Join(c.feature, "apps", "worker", "src", "index.mjs")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Write a new file rather than through the hard link shared with the template.
+	os.Remove(src)
+	if err := os.WriteFile(src, []byte(strings.Replace(string(b), `service: "worker"`, `service: "worker-edited"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	health := "http://127.0.0.1:" + strconv.Itoa(ifeat.WorkerPort) + "/health"
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Get(health)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), "worker-edited") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker did not pick up the edit:\n%s", b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, svc := range []string{"mongo", "redis"} {
+		log, _ := os.ReadFile(filepath.Join(ifeat.DataDir, "logs", svc+".log"))
+		if n := strings.Count(string(log), "] "+svc+": started "); n != 1 {
+			t.Errorf("%s started %d times:\n%s", svc, n, log)
+		}
+	}
+}
+
+// waitNothingUnder waits up to 30s for no process to be left running under
+// dir; after is what happened ("kill -9", "SIGTERM") for the failure message.
+func waitNothingUnder(t *testing.T, dir, after string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for left := processesUnder(dir); len(left) > 0; left = processesUnder(dir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("left running after %s:\n%s", after, strings.Join(left, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func checkKill9KeepsOtherStack(t *testing.T, c *devCheckout, a *running, im, ifeat devstack.Info) {
+	t.Helper()
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	waitNothingUnder(t, c.main, "kill -9")
+	// The feature stack may have to take the proxy over (within a second;
+	// give a loaded machine ten).
+	var status int
+	var err error
+	for i := 0; i < 100; i++ {
+		if status, _, err = tryGetVia(ifeat, "/api/health"); status == 200 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status != 200 {
+		t.Errorf("feature stack via the proxy after the other was killed: %d %v", status, err)
+	}
+	if status, body := getVia(t, im, "/"); status != http.StatusNotFound || !strings.Contains(string(body), "No dev stack named "+im.DevID) {
+		t.Errorf("killed stack's URL: %d %s", status, body)
+	}
+}
+
+func checkWarmStart(t *testing.T, c *devCheckout, im devstack.Info) {
+	t.Helper()
+	began := time.Now()
+	a2, _ := c.dev(t, c.main)
+	waitReady(t, a2, 5*time.Minute)
+	t.Logf("warm start: ready after %s", time.Since(began).Round(time.Millisecond))
+	if status, _ := getVia(t, im, "/"); status != 200 {
+		t.Errorf("warm start: GET / = %d", status)
+	}
+	t.Logf("warm start: URL answered after %s", time.Since(began).Round(time.Millisecond))
+	if rss := rssKB(a2.cmd.Process.Pid); rss > 0 {
+		t.Logf("RSS of second dev: %d KiB", rss)
+	}
+	if err := a2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a2.done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("second dev did not stop on SIGTERM")
+	}
+	// next dev's exit handler starts a detached telemetry flush (even
+	// with telemetry off) that exits on its own shortly after.
+	waitNothingUnder(t, c.main, "SIGTERM")
+}
+
 func rssKB(pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
