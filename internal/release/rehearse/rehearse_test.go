@@ -65,23 +65,7 @@ func TestRehearseKeep(t *testing.T) {
 		t.Errorf("a snapshot was tagged %q, want next", rep.Publish.Tag)
 	}
 	// --keep: still serving, the new user's .npmrc is there and says how to stop.
-	resp, err := http.Get(rep.Registry + "-/ping")
-	if err != nil {
-		t.Fatalf("kept registry does not answer: %v", err)
-	}
-	resp.Body.Close()
-	b, err := os.ReadFile(rep.Npmrc)
-	if err != nil || !strings.Contains(string(b), ":_authToken=") {
-		t.Errorf(".npmrc %s: %v\n%s", rep.Npmrc, err, b)
-	}
-	for _, w := range []string{rep.Registry, rep.Npmrc, "kill -- -"} {
-		if !strings.Contains(sb.String(), w) {
-			t.Errorf("summary lacks %q", w)
-		}
-	}
-	if strings.Contains(sb.String(), strings.TrimSpace(strings.SplitN(string(b), ":_authToken=", 2)[1])) {
-		t.Error("summary shows the token")
-	}
+	b := checkKept(t, rep, sb.String())
 	t.Run("the printed .npmrc is scoped and resolves public packages", func(t *testing.T) {
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(strings.TrimSpace(l), "registry=") {
@@ -113,6 +97,31 @@ func TestRehearseKeep(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkKept checks what --keep leaves: the registry still serving, the new
+// user's .npmrc with a token, and a summary that says how to stop without
+// showing the token. It returns the .npmrc's contents.
+func checkKept(t *testing.T, rep *rehearse.Report, summary string) []byte {
+	t.Helper()
+	resp, err := http.Get(rep.Registry + "-/ping")
+	if err != nil {
+		t.Fatalf("kept registry does not answer: %v", err)
+	}
+	resp.Body.Close()
+	b, err := os.ReadFile(rep.Npmrc)
+	if err != nil || !strings.Contains(string(b), ":_authToken=") {
+		t.Errorf(".npmrc %s: %v\n%s", rep.Npmrc, err, b)
+	}
+	for _, w := range []string{rep.Registry, rep.Npmrc, "kill -- -"} {
+		if !strings.Contains(summary, w) {
+			t.Errorf("summary lacks %q", w)
+		}
+	}
+	if strings.Contains(summary, strings.TrimSpace(strings.SplitN(string(b), ":_authToken=", 2)[1])) {
+		t.Error("summary shows the token")
+	}
+	return b
 }
 
 func TestRehearseFailsAndCleansUp(t *testing.T) {
