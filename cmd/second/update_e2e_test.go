@@ -48,18 +48,7 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	v, token := testsupport.Verdaccio(t, "@second-inc")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	for _, pkg := range []struct {
-		version, tag string
-		broken       bool
-	}{{"1.1.0", "latest", false}, {"1.2.0", "canary", true}} {
-		m := map[string]any{"name": "@second-inc/cli", "version": pkg.version, "bin": map[string]string{"second": "bin/second.js"}}
-		if pkg.broken {
-			m["broken"] = true
-		}
-		if err := npmtest.Publish(ctx, v.URL, token, npmtest.Package{Manifest: m, Tag: pkg.tag, Files: map[string]string{"bin/second.js": testLauncherJS}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishTestLaunchers(t, ctx, v.URL, token)
 	userHome := t.TempDir()
 	if err := v.WriteNpmrc(filepath.Join(userHome, ".npmrc"), token); err != nil {
 		t.Fatal(err)
@@ -96,6 +85,55 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	if _, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"SET", "kept", "across-updates"}); err != nil {
 		t.Fatal(err)
 	}
+	st := installLatestAndWaitHandover(t, ctx, p, c, done)
+	c = waitRuntime(t, ctx, layout, "1.1.0", nil)
+	if c.Info.PID == os.Getpid() {
+		t.Fatal("1.1.0 runs in the old process")
+	}
+	checkRedisKept(t, ctx, p, c, "update")
+	if _, _, code := p.run(t, nil, "stop"); code != 0 {
+		t.Fatalf("second stop exited %d", code)
+	}
+
+	// 1.1.0 here; the broken 1.2.0 fails and 1.1.0 comes back.
+	done = runHere("1.1.0")
+	c = waitRuntime(t, ctx, layout, "1.1.0", done)
+	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": "1.2.0"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	waitRollback(t, ctx, p, layout)
+	c = waitRuntime(t, ctx, layout, "1.1.0", done)
+	checkRedisKept(t, ctx, p, c, "rollback")
+	// The self-update transcript: nothing in this environment turns npm's
+	// notices off but the installer.
+	if log := p.log("update"); strings.Contains(log, "npm notice") {
+		t.Errorf("the update log shows npm notices:\n%s", log)
+	}
+	stopAndWait(t, ctx, c, done)
+}
+
+// publishTestLaunchers publishes 1.1.0 as latest and a broken 1.2.0 as
+// canary, both carrying testLauncherJS.
+func publishTestLaunchers(t *testing.T, ctx context.Context, registry, token string) {
+	t.Helper()
+	for _, pkg := range []struct {
+		version, tag string
+		broken       bool
+	}{{"1.1.0", "latest", false}, {"1.2.0", "canary", true}} {
+		m := map[string]any{"name": "@second-inc/cli", "version": pkg.version, "bin": map[string]string{"second": "bin/second.js"}}
+		if pkg.broken {
+			m["broken"] = true
+		}
+		if err := npmtest.Publish(ctx, registry, token, npmtest.Package{Manifest: m, Tag: pkg.tag, Files: map[string]string{"bin/second.js": testLauncherJS}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// installLatestAndWaitHandover checks 1.0.0 sees 1.1.0 as newest, installs
+// it and waits up to 3 minutes for 1.0.0's run to end cleanly.
+func installLatestAndWaitHandover(t *testing.T, ctx context.Context, p *payload, c *control.Client, done chan error) update.State {
+	t.Helper()
 	var rs control.ReleaseStatus
 	if err := c.Call(ctx, "GET", "/release/status", nil, &rs); err != nil || rs.Newest != "1.1.0" || !rs.UpdateAvailable {
 		t.Fatalf("release status on 1.0.0: %+v, %v", rs, err)
@@ -112,24 +150,23 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("1.0.0 did not hand over; update log:\n%s", p.log("update"))
 	}
-	c = waitRuntime(t, ctx, layout, "1.1.0", nil)
-	if c.Info.PID == os.Getpid() {
-		t.Fatal("1.1.0 runs in the old process")
-	}
-	redisAddr = "127.0.0.1:" + strconv.Itoa(servicePort(t, ctx, c, "redis"))
-	if got, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"GET", "kept"}); err != nil || !strings.Contains(got, "across-updates") {
-		t.Fatalf("redis after the update: %q, %v", got, err)
-	}
-	if _, _, code := p.run(t, nil, "stop"); code != 0 {
-		t.Fatalf("second stop exited %d", code)
-	}
+	return st
+}
 
-	// 1.1.0 here; the broken 1.2.0 fails and 1.1.0 comes back.
-	done = runHere("1.1.0")
-	c = waitRuntime(t, ctx, layout, "1.1.0", done)
-	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": "1.2.0"}, &st); err != nil {
-		t.Fatal(err)
+// checkRedisKept checks the key set before the first update is still in
+// redis after (what) "update" or "rollback".
+func checkRedisKept(t *testing.T, ctx context.Context, p *payload, c *control.Client, after string) {
+	t.Helper()
+	redisAddr := "127.0.0.1:" + strconv.Itoa(servicePort(t, ctx, c, "redis"))
+	if got, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"GET", "kept"}); err != nil || !strings.Contains(got, "across-updates") {
+		t.Fatalf("redis after the %s: %q, %v", after, got, err)
 	}
+}
+
+// waitRollback waits up to 3 minutes for the broken update to end rolled
+// back, with 1.1.0 running again in this process.
+func waitRollback(t *testing.T, ctx context.Context, p *payload, layout home.Layout) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var rs control.ReleaseStatus
@@ -137,24 +174,19 @@ func TestSelfUpdateThroughLauncher(t *testing.T) {
 			if rs.Update.Phase != update.PhaseRolledBack || rs.Update.Error != update.CodeNewExited || c2.Info.Version != "1.1.0" || c2.Info.PID != os.Getpid() {
 				t.Fatalf("after the broken update: %+v, control file %+v", rs.Update, c2.Info)
 			}
-			c = c2
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no rollback within 3 minutes; update log:\n%s", p.log("update"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	c = waitRuntime(t, ctx, layout, "1.1.0", done)
-	redisAddr = "127.0.0.1:" + strconv.Itoa(servicePort(t, ctx, c, "redis"))
-	if got, err := testsupport.RedisPipeline(redisAddr, []string{"AUTH", p.secret(t, "redis-password")}, []string{"GET", "kept"}); err != nil || !strings.Contains(got, "across-updates") {
-		t.Fatalf("redis after the rollback: %q, %v", got, err)
-	}
-	// The self-update transcript: nothing in this environment turns npm's
-	// notices off but the installer.
-	if log := p.log("update"); strings.Contains(log, "npm notice") {
-		t.Errorf("the update log shows npm notices:\n%s", log)
-	}
+}
+
+// stopAndWait stops the runtime and waits up to 2 minutes for 1.1.0's run
+// to end cleanly.
+func stopAndWait(t *testing.T, ctx context.Context, c *control.Client, done chan error) {
+	t.Helper()
 	if err := c.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
