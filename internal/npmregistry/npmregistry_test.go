@@ -164,9 +164,16 @@ func TestVerdaccio(t *testing.T) {
 		t.Errorf("error leaks the token: %v", err)
 	}
 
-	// Ping, Whoami and Package against the real registry. Ping and Whoami
-	// ask the default registry, so name Verdaccio (the npmrc only scopes it).
-	at := &npmregistry.Client{Config: cfg, Registry: v.URL}
+	checkVerdaccioPingWhoamiPackage(ctx, t, c, bad, v.URL, integ)
+}
+
+// checkVerdaccioPingWhoamiPackage runs Ping, Whoami and Package against the
+// real registry. Ping and Whoami ask the default registry, so it is named
+// (the npmrc only scopes it). c reads with the user's token, bad with a
+// wrong one; integ is what 1.0.0 was published with.
+func checkVerdaccioPingWhoamiPackage(ctx context.Context, t *testing.T, c *npmregistry.Client, bad *npmconf.Config, registry, integ string) {
+	t.Helper()
+	at := &npmregistry.Client{Config: c.Config, Registry: registry}
 	if err := at.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
@@ -174,10 +181,10 @@ func TestVerdaccio(t *testing.T) {
 		t.Errorf("Whoami = %q, %v; want %s", user, err, testsupport.VerdaccioUser)
 	}
 	// Verdaccio answers an anonymous whoami with 200 "{}": not logged in.
-	if user, err := (&npmregistry.Client{Config: cfg, Registry: v.URL, Anonymous: true}).Whoami(ctx); err != nil || user != "" {
+	if user, err := (&npmregistry.Client{Config: c.Config, Registry: registry, Anonymous: true}).Whoami(ctx); err != nil || user != "" {
 		t.Errorf("anonymous Whoami = %q, %v; want \"\", nil", user, err)
 	}
-	if user, err := (&npmregistry.Client{Config: bad, Registry: v.URL}).Whoami(ctx); user != "" || (err != nil && !refusal(err)) {
+	if user, err := (&npmregistry.Client{Config: bad, Registry: registry}).Whoami(ctx); user != "" || (err != nil && !refusal(err)) {
 		t.Errorf("Whoami with a bad token = %q, %v; want no user", user, err)
 	}
 	info, err := c.Package(ctx, "@second-inc/cli")
@@ -270,7 +277,28 @@ func TestPingWhoamiPackage(t *testing.T) {
 		"/@s%2fok":   {200, `{"name":"@s/ok","dist-tags":{"latest":"1.0.0"},"versions":{"1.0.0":{"dist":{"integrity":"sha512-a"}},"2.0.0-rc.1":{"dist":{"integrity":"sha512-b"}}}}`},
 		"/@s%2fdeny": {401, ""},
 	}
-	c := &npmregistry.Client{Registry: "http://bob:hunter2@" + strings.TrimPrefix(srv.URL, "http://")}
+	checkPackageAnswers(ctx, t, srv.URL)
+
+	// Nothing listening: Ping and Whoami say unreachable, without URL credentials.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c := &npmregistry.Client{Registry: "http://bob:hunter2@" + addr + "/", HTTP: &http.Client{Timeout: 2 * time.Second}}
+	for name, err := range map[string]error{"Ping": c.Ping(ctx), "Whoami": func() error { _, err := c.Whoami(ctx); return err }()} {
+		if npmregistry.CodeOf(err) != npmregistry.CodeUnreachable || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s on a closed port: %v, want unreachable without credentials", name, err)
+		}
+	}
+}
+
+// checkPackageAnswers checks Package against the server at srvURL answering
+// @s/ok, @s/deny (401) and nothing else, named with URL credentials.
+func checkPackageAnswers(ctx context.Context, t *testing.T, srvURL string) {
+	t.Helper()
+	c := &npmregistry.Client{Registry: "http://bob:hunter2@" + strings.TrimPrefix(srvURL, "http://")}
 	info, err := c.Package(ctx, "@s/ok")
 	if err != nil || info == nil || info.Versions["1.0.0"] != "sha512-a" || info.Versions["2.0.0-rc.1"] != "sha512-b" || info.DistTags["latest"] != "1.0.0" || len(info.Versions) != 2 {
 		t.Errorf("Package @s/ok = %+v, %v", info, err)
@@ -282,21 +310,7 @@ func TestPingWhoamiPackage(t *testing.T) {
 	if npmregistry.CodeOf(err) != npmregistry.CodeAuthRequired {
 		t.Errorf("Package @s/deny: %v, want auth_required", err)
 	}
-	if err == nil || !strings.Contains(err.Error(), "@s/deny") || !strings.Contains(err.Error(), strings.TrimPrefix(srv.URL, "http://")) || strings.Contains(err.Error(), "hunter2") {
+	if err == nil || !strings.Contains(err.Error(), "@s/deny") || !strings.Contains(err.Error(), strings.TrimPrefix(srvURL, "http://")) || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Package error must name package and registry without URL credentials: %v", err)
-	}
-
-	// Nothing listening: Ping and Whoami say unreachable, without URL credentials.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	c = &npmregistry.Client{Registry: "http://bob:hunter2@" + addr + "/", HTTP: &http.Client{Timeout: 2 * time.Second}}
-	for name, err := range map[string]error{"Ping": c.Ping(ctx), "Whoami": func() error { _, err := c.Whoami(ctx); return err }()} {
-		if npmregistry.CodeOf(err) != npmregistry.CodeUnreachable || strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("%s on a closed port: %v, want unreachable without credentials", name, err)
-		}
 	}
 }
