@@ -97,6 +97,29 @@ func TestUpdateThroughNpx(t *testing.T) {
 	c := waitVersion(t, ctx, layout, "1.0.0", filepath.Join(userHome, "first.log"))
 	oldPID := c.Info.PID
 
+	checkNewestAvailable(t, ctx, c)
+
+	// Install the newest: empty body.
+	var st update.State
+	c = installNewestAndCheckHandover(t, ctx, layout, c, &st, oldPID, firstDone)
+	assertHistory(t, layout, "started 1.0.0", "stopped 1.0.0", "started 1.1.0")
+
+	// A broken 1.2.0: the install fails and 1.1.0 comes back.
+	if err := npmtest.Publish(ctx, v.URL, token, launcherPackage("1.2.0", true)); err != nil {
+		t.Fatal(err)
+	}
+	pid11 := c.Info.PID
+	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": "1.2.0"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	waitRolledBackTo110(t, ctx, layout, pid11)
+	assertHistory(t, layout, "started 1.0.0", "stopped 1.0.0", "started 1.1.0", "stopped 1.1.0", "started 1.1.0")
+	checkUpdateLogs(t, layout, userHome)
+}
+
+// checkNewestAvailable checks that 1.0.0 sees 1.1.0 on latest as an update.
+func checkNewestAvailable(t *testing.T, ctx context.Context, c *client.Client) {
+	t.Helper()
 	var rs control.ReleaseStatus
 	if err := c.Call(ctx, "GET", "/release/status", nil, &rs); err != nil {
 		t.Fatal(err)
@@ -104,14 +127,18 @@ func TestUpdateThroughNpx(t *testing.T) {
 	if rs.Newest != "1.1.0" || !rs.UpdateAvailable || rs.Error != "" || rs.Channel != "latest" {
 		t.Fatalf("release status on 1.0.0 = %+v", rs)
 	}
+}
 
-	// Install the newest: empty body.
-	var st update.State
-	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": ""}, &st); err != nil {
+// installNewestAndCheckHandover installs the newest release through c, waits
+// for 1.1.0 and checks the 1.0.0 runtime (oldPID, its launcher firstDone)
+// is gone; it returns the client of 1.1.0.
+func installNewestAndCheckHandover(t *testing.T, ctx context.Context, layout home.Layout, c *client.Client, st *update.State, oldPID int, firstDone chan error) *client.Client {
+	t.Helper()
+	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": ""}, st); err != nil {
 		t.Fatal(err)
 	}
 	if st.To != "1.1.0" {
-		t.Fatalf("install answered %+v", st)
+		t.Fatalf("install answered %+v", *st)
 	}
 	c = waitVersion(t, ctx, layout, "1.1.0", layout.Log("update"))
 	if c.Info.PID == oldPID {
@@ -128,16 +155,13 @@ func TestUpdateThroughNpx(t *testing.T) {
 	if alive(oldPID) {
 		t.Errorf("old runtime pid %d still alive", oldPID)
 	}
-	assertHistory(t, layout, "started 1.0.0", "stopped 1.0.0", "started 1.1.0")
+	return c
+}
 
-	// A broken 1.2.0: the install fails and 1.1.0 comes back.
-	if err := npmtest.Publish(ctx, v.URL, token, launcherPackage("1.2.0", true)); err != nil {
-		t.Fatal(err)
-	}
-	pid11 := c.Info.PID
-	if err := c.Call(ctx, "POST", "/update/install", map[string]string{"version": "1.2.0"}, &st); err != nil {
-		t.Fatal(err)
-	}
+// waitRolledBackTo110 waits up to 90 s for the broken 1.2.0 install to end
+// rolled back, with 1.1.0 (pid11) still running.
+func waitRolledBackTo110(t *testing.T, ctx context.Context, layout home.Layout, pid11 int) {
+	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if c2, err := client.Open(layout); err == nil {
@@ -149,7 +173,7 @@ func TestUpdateThroughNpx(t *testing.T) {
 				if rs.Current != "1.1.0" || c2.Info.Version != "1.1.0" || c2.Info.PID != pid11 {
 					t.Fatalf("after rollback: current %s, control file %+v", rs.Current, c2.Info)
 				}
-				break
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -157,12 +181,16 @@ func TestUpdateThroughNpx(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	assertHistory(t, layout, "started 1.0.0", "stopped 1.0.0", "started 1.1.0", "stopped 1.1.0", "started 1.1.0")
+}
+
+// checkUpdateLogs checks the update log names the broken release and that
+// the self-update transcript the user sees has no npm notices (nothing in
+// this test's environment turns them off; the installer does).
+func checkUpdateLogs(t *testing.T, layout home.Layout, userHome string) {
+	t.Helper()
 	if b, _ := os.ReadFile(layout.Log("update")); !strings.Contains(string(b), "broken on purpose") {
 		t.Errorf("update log lacks the broken release's message:\n%s", b)
 	}
-	// The self-update transcript the user sees: no npm notices (nothing in
-	// this test's environment turns them off; the installer does).
 	for _, f := range []string{layout.Log("update"), filepath.Join(userHome, "first.log")} {
 		if b, _ := os.ReadFile(f); strings.Contains(string(b), "npm notice") {
 			t.Errorf("%s shows npm notices:\n%s", f, b)
