@@ -176,33 +176,7 @@ func TestBuildPushReproducible(t *testing.T) {
 
 	checkLayout(t, out1, base)
 
-	var progMu sync.Mutex
-	progress := map[string][2]int64{} // image -> last (done, total)
-	pushed, err := Push(ctx, PushOptions{Layout: out1, Prefix: reg.Host + "/second", Version: "1.2.3",
-		Progress: func(image string, done, total int64) {
-			progMu.Lock()
-			defer progMu.Unlock()
-			progress[image] = [2]int64{done, total}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range b1 {
-		if got := progress[p.Name]; got[1] == 0 || got[0] != got[1] {
-			t.Errorf("push progress of %s ended at %d of %d bytes, want complete", p.Name, got[0], got[1])
-		}
-	}
-	for i, p := range pushed {
-		if p.Digest != b1[i].Digest {
-			t.Errorf("pushed %s digest %s, built %s", p.Name, p.Digest, b1[i].Digest)
-		}
-		if strings.Join(p.Tags, ",") != "1.2.3,latest" {
-			t.Errorf("%s tags = %v, want 1.2.3 and latest", p.Name, p.Tags)
-		}
-		if p.BlobBytes == 0 {
-			t.Errorf("%s: first push uploaded no blob bytes", p.Name)
-		}
-	}
+	checkFirstPush(ctx, t, out1, reg.Host+"/second", b1)
 	again, err := Push(ctx, PushOptions{Layout: out2, Prefix: reg.Host + "/second", Version: "1.2.3"})
 	if err != nil {
 		t.Fatal(err)
@@ -215,34 +189,7 @@ func TestBuildPushReproducible(t *testing.T) {
 
 	// A release that changes only app code keeps the node_modules layer, so
 	// the push uploads the app layers and configs only.
-	writeTree(t, web, map[string]string{"server.js": "// v1.3.0\n"})
-	next := filepath.Join(t.TempDir(), "oci")
-	on := opts(next)
-	on.Version = "1.3.0"
-	b3, err := Build(ctx, on)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var appBytes int64
-	for i, m := range b3[0].Manifests {
-		if m.DepsLayer == "" || m.DepsLayer != b1[0].Manifests[i].DepsLayer || m.AppLayer == b1[0].Manifests[i].AppLayer {
-			t.Errorf("%s: deps %s (was %s), app %s (was %s): want deps unchanged, app changed", m.Platform,
-				m.DepsLayer, b1[0].Manifests[i].DepsLayer, m.AppLayer, b1[0].Manifests[i].AppLayer)
-		}
-		appBytes += m.LayerSize
-	}
-	pushedNext, err := Push(ctx, PushOptions{Layout: next, Prefix: reg.Host + "/second", Version: "1.3.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if web := pushedNext[0]; web.BlobBytes == 0 || web.BlobBytes > appBytes+8192 {
-		t.Errorf("app-only change uploaded %d blob bytes for %s; app layers are %d bytes", web.BlobBytes, web.Name, appBytes)
-	}
-	// The worker's layers are unchanged; only its configs (new version
-	// labels) are new.
-	if worker := pushedNext[1]; worker.BlobBytes > 8192 {
-		t.Errorf("worker with unchanged layers uploaded %d blob bytes", worker.BlobBytes)
-	}
+	b3 := checkAppOnlyRelease(ctx, t, opts, web, reg.Host+"/second", b1)
 
 	// An older stable version pushed later must not move latest.
 	old := filepath.Join(t.TempDir(), "oci")
@@ -267,12 +214,90 @@ func TestBuildPushReproducible(t *testing.T) {
 	}
 
 	// skopeo (containers/image) reads what we pushed.
+	checkSkopeoReads(t, reg.Host, out1, b1)
+}
+
+// checkFirstPush pushes the layout at dir and checks the progress reports
+// completed, the digests are the built ones, tags are version and latest,
+// and blob bytes were uploaded.
+func checkFirstPush(ctx context.Context, t *testing.T, dir, prefix string, built []Built) {
+	t.Helper()
+	var progMu sync.Mutex
+	progress := map[string][2]int64{} // image -> last (done, total)
+	pushed, err := Push(ctx, PushOptions{Layout: dir, Prefix: prefix, Version: "1.2.3",
+		Progress: func(image string, done, total int64) {
+			progMu.Lock()
+			defer progMu.Unlock()
+			progress[image] = [2]int64{done, total}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range built {
+		if got := progress[p.Name]; got[1] == 0 || got[0] != got[1] {
+			t.Errorf("push progress of %s ended at %d of %d bytes, want complete", p.Name, got[0], got[1])
+		}
+	}
+	for i, p := range pushed {
+		if p.Digest != built[i].Digest {
+			t.Errorf("pushed %s digest %s, built %s", p.Name, p.Digest, built[i].Digest)
+		}
+		if strings.Join(p.Tags, ",") != "1.2.3,latest" {
+			t.Errorf("%s tags = %v, want 1.2.3 and latest", p.Name, p.Tags)
+		}
+		if p.BlobBytes == 0 {
+			t.Errorf("%s: first push uploaded no blob bytes", p.Name)
+		}
+	}
+}
+
+// checkAppOnlyRelease builds 1.3.0 (opts gives the build options for an
+// output dir) with only web's app code changed and pushes it: the
+// node_modules layer is kept, so the push uploads the app layers and configs
+// only.
+func checkAppOnlyRelease(ctx context.Context, t *testing.T, opts func(string) BuildOptions, web, prefix string, built []Built) []Built {
+	t.Helper()
+	writeTree(t, web, map[string]string{"server.js": "// v1.3.0\n"})
+	next := filepath.Join(t.TempDir(), "oci")
+	on := opts(next)
+	on.Version = "1.3.0"
+	b3, err := Build(ctx, on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appBytes int64
+	for i, m := range b3[0].Manifests {
+		if m.DepsLayer == "" || m.DepsLayer != built[0].Manifests[i].DepsLayer || m.AppLayer == built[0].Manifests[i].AppLayer {
+			t.Errorf("%s: deps %s (was %s), app %s (was %s): want deps unchanged, app changed", m.Platform,
+				m.DepsLayer, built[0].Manifests[i].DepsLayer, m.AppLayer, built[0].Manifests[i].AppLayer)
+		}
+		appBytes += m.LayerSize
+	}
+	pushedNext, err := Push(ctx, PushOptions{Layout: next, Prefix: prefix, Version: "1.3.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web := pushedNext[0]; web.BlobBytes == 0 || web.BlobBytes > appBytes+8192 {
+		t.Errorf("app-only change uploaded %d blob bytes for %s; app layers are %d bytes", web.BlobBytes, web.Name, appBytes)
+	}
+	// The worker's layers are unchanged; only its configs (new version
+	// labels) are new.
+	if worker := pushedNext[1]; worker.BlobBytes > 8192 {
+		t.Errorf("worker with unchanged layers uploaded %d blob bytes", worker.BlobBytes)
+	}
+	return b3
+}
+
+// checkSkopeoReads checks skopeo (containers/image) reads the images pushed
+// to host and the OCI layout in dir.
+func checkSkopeoReads(t *testing.T, host, dir string, b1 []Built) {
+	t.Helper()
 	skopeo := testsupport.Tool(t, "skopeo")
 	// skopeo reports the digest of what the tag names (the index) and the
 	// config of the platform it selected.
 	for _, plat := range []struct{ arch, digest string }{{"amd64", b1[0].Digest}, {"arm64", b1[0].Digest}} {
 		cmd := exec.Command(skopeo, "inspect", "--tls-verify=false", "--override-os", "linux", "--override-arch", plat.arch,
-			"docker://"+reg.Host+"/second/second-web:1.2.3")
+			"docker://"+host+"/second/second-web:1.2.3")
 		outb, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("skopeo inspect: %v\n%s", err, outb)
@@ -290,17 +315,72 @@ func TestBuildPushReproducible(t *testing.T) {
 		}
 	}
 	// …and the OCI layout in dist/oci, by its ref.name.
-	lo, err := exec.Command(skopeo, "inspect", "--override-arch", "arm64", "oci:"+out1+":second-web:1.2.3").CombinedOutput()
+	lo, err := exec.Command(skopeo, "inspect", "--override-arch", "arm64", "oci:"+dir+":second-web:1.2.3").CombinedOutput()
 	if err != nil || !strings.Contains(string(lo), b1[0].Digest) || !strings.Contains(string(lo), `"Architecture": "arm64"`) {
 		t.Errorf("skopeo inspect oci layout: %v\n%s", err, lo)
 	}
-	raw, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+reg.Host+"/second/second-worker@"+b1[1].Digest).CombinedOutput()
+	raw, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/second/second-worker@"+b1[1].Digest).CombinedOutput()
 	if err != nil {
 		t.Fatalf("skopeo inspect --raw: %v\n%s", err, raw)
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(raw, &idx); err != nil || len(idx.Manifests) != 2 || idx.Annotations[AnnVersion] != "1.2.3" {
 		t.Errorf("skopeo raw index = %s (err %v)", raw, err)
+	}
+}
+
+// checkImageConfig checks one platform image of the layout index entry ref:
+// its config (user, workdir, cmd, port, env, created, labels) and manifest
+// (base annotation, layer count).
+func checkImageConfig(t *testing.T, idx v1.ImageIndex, m v1.Descriptor, ref, base string) {
+	t.Helper()
+	img, err := idx.Image(m.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	wantCmd, wantPort := "node server.js", "3000/tcp"
+	if strings.HasPrefix(ref, "second-worker") {
+		wantCmd, wantPort = "node worker.mjs", "3001/tcp"
+	}
+	if c.User != "1000:1000" || c.WorkingDir != "/app" || strings.Join(c.Cmd, " ") != wantCmd {
+		t.Errorf("%s %s: user %q workdir %q cmd %v", ref, m.Platform.Architecture, c.User, c.WorkingDir, c.Cmd)
+	}
+	if _, ok := c.ExposedPorts[wantPort]; !ok {
+		t.Errorf("%s: exposed ports %v, want %s", ref, c.ExposedPorts, wantPort)
+	}
+	env := strings.Join(c.Env, " ")
+	for _, kv := range []string{"NODE_ENV=production", "HOSTNAME=0.0.0.0", "PORT=" + strings.TrimSuffix(wantPort, "/tcp"), "NODE_VERSION=20.0.0"} {
+		if !strings.Contains(" "+env+" ", " "+kv+" ") {
+			t.Errorf("%s: env %v lacks %s", ref, c.Env, kv)
+		}
+	}
+	if strings.Contains(env, "PORT=80 ") {
+		t.Errorf("%s: base PORT not overridden: %v", ref, c.Env)
+	}
+	if !cf.Created.Time.Equal(testEpoch) || cf.OS != m.Platform.OS || cf.Architecture != m.Platform.Architecture {
+		t.Errorf("%s: created %v os/arch %s/%s", ref, cf.Created, cf.OS, cf.Architecture)
+	}
+	if c.Labels[AnnVersion] != "1.2.3" {
+		t.Errorf("%s: labels %v", ref, c.Labels)
+	}
+	mf, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mf.Annotations[AnnBaseDigest] == "" || !strings.HasSuffix(base, mf.Annotations[AnnBaseDigest]) {
+		t.Errorf("%s: base annotations %v, want base %s", ref, mf.Annotations, base)
+	}
+	wantLayers := 3 // two base layers + the app layer
+	if strings.HasPrefix(ref, "second-web") {
+		wantLayers = 4 // … + node_modules in a layer of its own
+	}
+	if len(mf.Layers) != wantLayers {
+		t.Errorf("%s: %d layers, want %d", ref, len(mf.Layers), wantLayers)
 	}
 }
 
@@ -349,54 +429,7 @@ func checkLayout(t *testing.T, dir, base string) {
 		var archs []string
 		for _, m := range im.Manifests {
 			archs = append(archs, m.Platform.OS+"/"+m.Platform.Architecture)
-			img, err := idx.Image(m.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := cf.Config
-			wantCmd, wantPort := "node server.js", "3000/tcp"
-			if strings.HasPrefix(ref, "second-worker") {
-				wantCmd, wantPort = "node worker.mjs", "3001/tcp"
-			}
-			if c.User != "1000:1000" || c.WorkingDir != "/app" || strings.Join(c.Cmd, " ") != wantCmd {
-				t.Errorf("%s %s: user %q workdir %q cmd %v", ref, m.Platform.Architecture, c.User, c.WorkingDir, c.Cmd)
-			}
-			if _, ok := c.ExposedPorts[wantPort]; !ok {
-				t.Errorf("%s: exposed ports %v, want %s", ref, c.ExposedPorts, wantPort)
-			}
-			env := strings.Join(c.Env, " ")
-			for _, kv := range []string{"NODE_ENV=production", "HOSTNAME=0.0.0.0", "PORT=" + strings.TrimSuffix(wantPort, "/tcp"), "NODE_VERSION=20.0.0"} {
-				if !strings.Contains(" "+env+" ", " "+kv+" ") {
-					t.Errorf("%s: env %v lacks %s", ref, c.Env, kv)
-				}
-			}
-			if strings.Contains(env, "PORT=80 ") {
-				t.Errorf("%s: base PORT not overridden: %v", ref, c.Env)
-			}
-			if !cf.Created.Time.Equal(testEpoch) || cf.OS != m.Platform.OS || cf.Architecture != m.Platform.Architecture {
-				t.Errorf("%s: created %v os/arch %s/%s", ref, cf.Created, cf.OS, cf.Architecture)
-			}
-			if c.Labels[AnnVersion] != "1.2.3" {
-				t.Errorf("%s: labels %v", ref, c.Labels)
-			}
-			mf, err := img.Manifest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if mf.Annotations[AnnBaseDigest] == "" || !strings.HasSuffix(base, mf.Annotations[AnnBaseDigest]) {
-				t.Errorf("%s: base annotations %v, want base %s", ref, mf.Annotations, base)
-			}
-			wantLayers := 3 // two base layers + the app layer
-			if strings.HasPrefix(ref, "second-web") {
-				wantLayers = 4 // … + node_modules in a layer of its own
-			}
-			if len(mf.Layers) != wantLayers {
-				t.Errorf("%s: %d layers, want %d", ref, len(mf.Layers), wantLayers)
-			}
+			checkImageConfig(t, idx, m, ref, base)
 		}
 		if strings.Join(archs, ",") != "linux/amd64,linux/arm64" {
 			t.Errorf("%s platforms = %v", ref, archs)
