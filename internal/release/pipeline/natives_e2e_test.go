@@ -67,32 +67,7 @@ func TestPayloadRunsItsOwnNatives(t *testing.T) {
 	}
 
 	t.Run("no Homebrew placeholder left in any ELF file", func(t *testing.T) {
-		want := binarycheck.StandardInterpreter(host.GOARCH)
-		err := filepath.WalkDir(filepath.Join(dir, "dist", "runtime"), func(p string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			f, err := elf.Open(p)
-			if err != nil {
-				return nil // not ELF
-			}
-			defer f.Close()
-			for _, tag := range []elf.DynTag{elf.DT_RUNPATH, elf.DT_RPATH} {
-				vals, _ := f.DynString(tag)
-				for _, v := range vals {
-					if strings.Contains(v, "@@") {
-						t.Errorf("%s: %s %q still holds a placeholder", p, tag, v)
-					}
-				}
-			}
-			if got := elfInterp(f); got != "" && got != want {
-				t.Errorf("%s: interpreter %q, want the system loader %s", p, got, want)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		checkNoPlaceholders(t, filepath.Join(dir, "dist", "runtime"), binarycheck.StandardInterpreter(host.GOARCH))
 	})
 
 	// PATH holds node and nothing else: no redis-server, no mongod.
@@ -101,16 +76,7 @@ func TestPayloadRunsItsOwnNatives(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := filepath.Join(t.TempDir(), "home")
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "SECOND_") || strings.HasPrefix(k, "NEXT_PUBLIC_") || strings.HasPrefix(k, "DYLD_") ||
-			k == "PATH" || k == "LD_LIBRARY_PATH" || k == "LD_PRELOAD" || k == "INTERNAL_API_TOKEN" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "PATH="+bin)
+	env := nodeOnlyEnv(bin)
 	second := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(dir, "bin", "second"), append(args, "--home", home)...)
 		cmd.Env = env
@@ -143,6 +109,80 @@ func TestPayloadRunsItsOwnNatives(t *testing.T) {
 		}
 		return b.String()
 	}
+	waitReady(t, out, done, logs)
+
+	svc, pids := checkStatusAndHealth(t, second)
+
+	runtimeDir := filepath.Join(dir, "dist", "runtime")
+	checkRunsPayloadNatives(t, svc, runtimeDir)
+
+	if sout, err := second("stop"); err != nil {
+		t.Fatalf("second stop: %v\n%s", err, sout)
+	}
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("second start still running 90 s after stop:\n%s", out)
+	}
+	for _, pid := range pids {
+		if procutil.Alive(pid) {
+			t.Errorf("pid %d still alive after stop", pid)
+		}
+	}
+}
+
+// checkNoPlaceholders checks every ELF file under runtimeDir: no RUNPATH or
+// RPATH still holds a Homebrew placeholder, and the interpreter, if any, is
+// want (the system loader).
+func checkNoPlaceholders(t *testing.T, runtimeDir, want string) {
+	t.Helper()
+	err := filepath.WalkDir(runtimeDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := elf.Open(p)
+		if err != nil {
+			return nil // not ELF
+		}
+		defer f.Close()
+		for _, tag := range []elf.DynTag{elf.DT_RUNPATH, elf.DT_RPATH} {
+			vals, _ := f.DynString(tag)
+			for _, v := range vals {
+				if strings.Contains(v, "@@") {
+					t.Errorf("%s: %s %q still holds a placeholder", p, tag, v)
+				}
+			}
+		}
+		if got := elfInterp(f); got != "" && got != want {
+			t.Errorf("%s: interpreter %q, want the system loader %s", p, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nodeOnlyEnv is the test's environment without the project's variables,
+// library overrides and PATH, with PATH set to bin alone.
+func nodeOnlyEnv(bin string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "SECOND_") || strings.HasPrefix(k, "NEXT_PUBLIC_") || strings.HasPrefix(k, "DYLD_") ||
+			k == "PATH" || k == "LD_LIBRARY_PATH" || k == "LD_PRELOAD" || k == "INTERNAL_API_TOKEN" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "PATH="+bin)
+	return env
+}
+
+// waitReady waits up to 3 minutes for second start (its output in out, its
+// exit on done) to say it is ready, failing with its output and logs.
+func waitReady(t *testing.T, out *syncBuf, done <-chan error, logs func() string) {
+	t.Helper()
 	deadline := time.After(3 * time.Minute)
 	for !strings.Contains(out.String(), "ready at") {
 		select {
@@ -153,7 +193,13 @@ func TestPayloadRunsItsOwnNatives(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
 
+// checkStatusAndHealth reads second status --json, checks web and worker
+// answer their health checks, and returns the services by name and the
+// pids they run as.
+func checkStatusAndHealth(t *testing.T, second func(args ...string) (string, error)) (map[string]runstatus.Service, []int) {
+	t.Helper()
 	sout, err := second("status", "--json")
 	if err != nil {
 		t.Fatalf("second status --json: %v\n%s", err, sout)
@@ -183,8 +229,13 @@ func TestPayloadRunsItsOwnNatives(t *testing.T) {
 			t.Errorf("GET %s: %s", u, resp.Status)
 		}
 	}
+	return svc, pids
+}
 
-	runtimeDir := filepath.Join(dir, "dist", "runtime")
+// checkRunsPayloadNatives checks mongod and redis-server run the payload's
+// binaries from runtimeDir and redis maps the payload's OpenSSL.
+func checkRunsPayloadNatives(t *testing.T, svc map[string]runstatus.Service, runtimeDir string) {
+	t.Helper()
 	for name, file := range map[string]string{stack.ServiceMongo: "mongod", stack.ServiceRedis: "redis-server"} {
 		pid := svc[name].PID
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
@@ -202,20 +253,6 @@ func TestPayloadRunsItsOwnNatives(t *testing.T) {
 	for _, lib := range []string{"libssl.so.3", "libcrypto.so.3"} {
 		if want := filepath.Join(runtimeDir, "lib", lib); !bytes.Contains(maps, []byte(want)) {
 			t.Errorf("redis-server does not map the payload's %s (%s); its maps:\n%s", lib, want, maps)
-		}
-	}
-
-	if sout, err := second("stop"); err != nil {
-		t.Fatalf("second stop: %v\n%s", err, sout)
-	}
-	select {
-	case <-done:
-	case <-time.After(90 * time.Second):
-		t.Fatalf("second start still running 90 s after stop:\n%s", out)
-	}
-	for _, pid := range pids {
-		if procutil.Alive(pid) {
-			t.Errorf("pid %d still alive after stop", pid)
 		}
 	}
 }
