@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // SetParentDeath makes the kernel SIGKILL the child when its parent dies.
@@ -77,15 +78,24 @@ func GroupMembers(pgid int) []int {
 }
 
 func commandLine(pid int) ([]string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return nil, err
+	// A process caught mid-execve (its exec already closed the parent's
+	// CLOEXEC pipe, so exec.Cmd.Start has returned) briefly has a new
+	// address space without its argument pages: cmdline reads empty. Give
+	// it a moment; zombies and kernel threads stay empty for good.
+	for try := 0; ; try++ {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil {
+			return nil, err
+		}
+		b = bytes.TrimRight(b, "\x00")
+		if len(b) > 0 {
+			return strings.Split(string(b), "\x00"), nil
+		}
+		if try == 20 || isZombie(pid) {
+			return nil, syscall.ESRCH
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	b = bytes.TrimRight(b, "\x00")
-	if len(b) == 0 {
-		return nil, syscall.ESRCH // kernel thread or zombie
-	}
-	return strings.Split(string(b), "\x00"), nil
 }
 
 // Stopped reports whether pid is stopped by a signal (SIGSTOP, Ctrl-Z) or
