@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -73,9 +74,10 @@ fails the build, naming it.`,
 }
 
 func runImages(ctx context.Context, g *globals, cfg *config.Config, f imagesFlags, stdout, stderr io.Writer) error {
+	log := g.logger(stderr)
 	o := oci.ReleaseOptions{
 		Config: cfg, Dist: f.out, Web: f.web, Worker: f.worker, Version: f.version,
-		WebBase: f.webBase, WorkerBase: f.workerBase, DevBase: f.devBase, DevNode: f.devNode, Push: f.push, Log: g.logger(stderr), PushProgress: g.bytes(stderr, "push"),
+		WebBase: f.webBase, WorkerBase: f.workerBase, DevBase: f.devBase, DevNode: f.devNode, Push: f.push, Log: log, PushProgress: progress.Transfer(log, "push"),
 	}
 	if f.platforms != "" {
 		o.Platforms = strings.Split(f.platforms, ",")

@@ -44,14 +44,6 @@ func (g *globals) emit(w io.Writer, v any, human func(io.Writer)) error {
 // terminal, logfmt with -v or when w is a file or a pipe.
 func (g *globals) logger(w io.Writer) *slog.Logger { return progress.Logger(w, g.verbose) }
 
-// bytes reports transfer progress on w at a terminal (not with -v or --json).
-func (g *globals) bytes(w io.Writer, label string) func(item string, done, total int64) {
-	if g.verbose || g.json {
-		return nil
-	}
-	return progress.Bytes(w, label)
-}
-
 func newRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{

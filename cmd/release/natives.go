@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"io"
 	"maps"
 	"os"
@@ -71,8 +72,9 @@ reaching the upstream sources.`,
 			for _, p := range ps {
 				locks = append(locks, natives.LockPath(cfg.Dir, p.ID))
 			}
+			log := g.logger(cmd.ErrOrStderr())
 			entries, err := natives.FillMirror(cmd.Context(), natives.MirrorOptions{Locks: locks, To: to,
-				Options: natives.Options{Log: g.logger(cmd.ErrOrStderr()), Progress: cmd.ErrOrStderr()}})
+				Options: natives.Options{Log: log, Progress: progress.Transfer(log, "download")}})
 			if err != nil {
 				return err
 			}
@@ -116,7 +118,7 @@ their real member names, also with --dry-run. Builds never do this.`,
 			all := map[string][]natives.Change{}
 			for _, p := range ps {
 				ch, err := natives.Update(cmd.Context(), natives.UpdateOptions{LockPath: natives.LockPath(cfg.Dir, p.ID), DryRun: dryRun,
-					Progress: cmd.ErrOrStderr()})
+					Progress: progress.Transfer(g.logger(cmd.ErrOrStderr()), "download")})
 				if err != nil {
 					return err
 				}

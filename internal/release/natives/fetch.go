@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"io"
 	"log/slog"
 	"net"
@@ -59,9 +60,8 @@ type Fetcher struct {
 	// header timeouts on http.DefaultTransport's settings).
 	Client *http.Client
 	Log    *slog.Logger
-	// Progress receives a progress bar (redrawn on a terminal, plain lines
-	// otherwise); nil shows none.
-	Progress io.Writer
+	// Progress is told each download's bytes; nil shows none.
+	Progress progress.Func
 	Retry    Retry
 }
 
@@ -80,7 +80,17 @@ func CachePath(cacheDir, sha string) string {
 	return filepath.Join(cacheDir, "sha256", sha)
 }
 
-// fileName is a human name for a source, used in messages and progress.
+// progressName is what a download is called on a progress line: the
+// archive's file name, or for a registry blob (a Homebrew bottle) its name,
+// version and kind, without the digest that fills a line.
+func progressName(n Native) string {
+	if strings.HasPrefix(n.Source, "oci://") {
+		return n.Name + "-" + n.Version + " bottle"
+	}
+	return fileName(n)
+}
+
+// fileName is a human name for a source, used in messages.
 func fileName(n Native) string {
 	if src, err := ParseSource(n.Source, n.SHA256); err == nil && src.URL != "" {
 		if u, err := url.Parse(src.URL); err == nil && path.Base(u.Path) != "/" {
@@ -207,21 +217,14 @@ func (f *Fetcher) download(ctx context.Context, n Native, open func(context.Cont
 	}()
 	h := sha256.New()
 	var w io.Writer = io.MultiWriter(tmp, h)
-	var bar *progressBar
-	if f.Progress != nil {
-		bar = newProgressBar(f.Progress, n.Name+" "+n.Version, size)
-		w = io.MultiWriter(w, bar)
-	}
+	count := progress.NewCounter(f.Progress, progressName(n), size)
+	w = io.MultiWriter(w, count)
 	f.log().Info("fetching native", "name", n.Name, "version", n.Version, "from", from)
 	if _, err := io.Copy(w, body); err != nil {
-		if bar != nil {
-			bar.fail()
-		}
+		count.Fail()
 		return fmt.Errorf("download from %s: %w", from, err)
 	}
-	if bar != nil {
-		bar.finish()
-	}
+	count.Done()
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write cache: %w", err)
 	}

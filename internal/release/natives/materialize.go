@@ -3,6 +3,7 @@ package natives
 import (
 	"context"
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,8 +30,8 @@ type Options struct {
 	// Mirror defaults to $SECOND_RELEASE_MIRROR; set it to "-" for none.
 	Mirror string
 	Log    *slog.Logger
-	// Progress receives download progress (usually os.Stderr); nil: none.
-	Progress io.Writer
+	// Progress is told each download's bytes; nil shows none.
+	Progress progress.Func
 	Client   *http.Client
 	Retry    Retry
 	// Skip builds without natives: RuntimeDir gets empty bin/ and lib/ and

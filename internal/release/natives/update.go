@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"io"
 	"net/http"
 	"os"
@@ -48,7 +49,7 @@ type UpdateOptions struct {
 	CacheDir string
 	Mirror   string
 	Retry    Retry
-	Progress io.Writer
+	Progress progress.Func
 }
 
 // Change is one pin Update moved.

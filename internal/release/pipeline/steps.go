@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,7 +112,7 @@ func (nativesStep) Run(ctx context.Context, c *Context) error {
 			CacheDir:   filepath.Join(cache, "natives"),
 			Mirror:     os.Getenv("SECOND_RELEASE_MIRROR"),
 			Skip:       skip,
-			Progress:   c.Progress,
+			Progress:   progress.Transfer(c.Log, "download"),
 			Log:        c.Log,
 		})
 		if err != nil {

@@ -70,6 +70,9 @@ type screen struct {
 	started time.Time // when it started
 	stop    chan struct{}
 	done    chan struct{}
+	// transfers in flight, shown after the step on the status line
+	transfers []*transfer
+	lastDraw  time.Time
 }
 
 // NewHandler renders records on w, which should be a terminal.
@@ -183,9 +186,23 @@ func Duration(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// status is the running step's line (no newline; redrawn in place).
+// status is the line redrawn in place (no newline): the running step with
+// its elapsed time, then each transfer in flight; "" when there is neither.
 func (s *screen) status() string {
-	return fmt.Sprintf("%s %s %s", s.o.color(dim, "…"), s.step, s.o.color(dim, Duration(s.o.Since(s.started))))
+	var parts []string
+	if s.step != "" {
+		parts = append(parts, fmt.Sprintf("%s %s %s", s.o.color(dim, "…"), s.step, s.o.color(dim, Duration(s.o.Since(s.started)))))
+	}
+	for _, t := range s.transfers {
+		parts = append(parts, t.String())
+	}
+	return strings.Join(parts, "  ")
+}
+
+// redraw rewrites the status line; the caller holds s.mu.
+func (s *screen) redraw() {
+	s.lastDraw = time.Now()
+	fmt.Fprint(s.w, clearLine+s.status())
 }
 
 const clearLine = "\r\x1b[K"
@@ -194,7 +211,7 @@ func (s *screen) begin(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.step, s.started = name, time.Now()
-	fmt.Fprint(s.w, clearLine+s.status())
+	s.redraw()
 	if s.o.Tick > 0 {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.tick(s.stop, s.done)
@@ -212,7 +229,7 @@ func (s *screen) tick(stop, done chan struct{}) {
 		case <-t.C:
 			s.mu.Lock()
 			if s.step != "" {
-				fmt.Fprint(s.w, clearLine+s.status())
+				s.redraw()
 			}
 			s.mu.Unlock()
 		}
@@ -236,8 +253,11 @@ func (s *screen) end(mark, name, note string) {
 	if note != "" {
 		line += "  " + note
 	}
-	fmt.Fprint(s.w, clearLine+line+"\n")
 	s.step = ""
+	fmt.Fprint(s.w, clearLine+line+"\n")
+	if len(s.transfers) > 0 {
+		s.redraw()
+	}
 }
 
 // line prints a record above the running step's status line.
@@ -245,40 +265,7 @@ func (s *screen) line(text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprint(s.w, clearLine+text+"\n")
-	if s.step != "" {
-		fmt.Fprint(s.w, s.status())
+	if st := s.status(); st != "" {
+		fmt.Fprint(s.w, st)
 	}
 }
-
-// Bytes returns a byte-progress reporter for w: at a terminal it redraws one
-// line per item ("label item  12.3/40.0 MiB  31%") at most every 100 ms and
-// ends it when the item is complete; elsewhere it is nil (the caller's log
-// says what was transferred).
-func Bytes(w io.Writer, label string) func(item string, done, total int64) {
-	if !IsTerminal(w) {
-		return nil
-	}
-	var (
-		mu   sync.Mutex
-		last time.Time
-	)
-	return func(item string, done, total int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		complete := total > 0 && done >= total
-		if !complete && time.Since(last) < 100*time.Millisecond {
-			return
-		}
-		last = time.Now()
-		line := fmt.Sprintf("%s%s %s  %s", clearLine, label, item, mib(done))
-		if total > 0 {
-			line += fmt.Sprintf("/%s  %d%%", mib(total), done*100/total)
-		}
-		if complete {
-			line += "\n"
-		}
-		fmt.Fprint(w, line)
-	}
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

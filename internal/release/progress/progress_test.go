@@ -151,21 +151,79 @@ func TestLoggerChoice(t *testing.T) {
 	}
 }
 
-// TestBytes: byte progress redraws one line per item at a terminal, ends it
-// when the item is complete, and is off elsewhere.
+// TestBytes: at a terminal, byte progress shares the status line with the
+// running step, redraws at most every 100 ms, and each transfer ends as one
+// line with its size and time (or says it failed), after which the step's
+// status line comes back.
 func TestBytes(t *testing.T) {
-	var buf bytes.Buffer
-	if progress.Bytes(&buf, "push") != nil {
-		t.Error("byte progress off a terminal")
-	}
 	out := capture(t, func(tty *os.File) {
-		report := progress.Bytes(tty, "push")
-		report("second-web", 0, 4<<20)
-		report("second-web", 1<<20, 4<<20) // within 100 ms: not drawn
-		report("second-web", 4<<20, 4<<20) // complete: always drawn
+		log := slog.New(progress.NewHandler(tty, progress.Options{Tick: -1,
+			Since: func(time.Time) time.Duration { return 1500 * time.Millisecond }}))
+		report := progress.Transfer(log, "download")
+		log.Info("step", "name", "natives")
+		report("mongod.tgz", 0, 4<<20)
+		report("mongod.tgz", 1<<20, 4<<20) // within 100 ms: not drawn
+		time.Sleep(120 * time.Millisecond)
+		report("mongod.tgz", 2<<20, 4<<20)
+		report("mongod.tgz", 4<<20, 4<<20) // complete: always drawn
+		report("redis.tgz", 0, -1)
+		report("redis.tgz", -1, -1) // failed
+		log.Info("step done", "name", "natives")
 	})
-	want := "\r\x1b[Kpush second-web  0.0 MiB/4.0 MiB  0%" + "\r\x1b[Kpush second-web  4.0 MiB/4.0 MiB  100%\n"
-	if out != want {
-		t.Errorf("terminal got %q, want %q", out, want)
+	const step = "\r\x1b[K… natives 1.5s"
+	want := step +
+		step + "  download mongod.tgz 0.0 MiB/4.0 MiB 0%" +
+		step + "  download mongod.tgz 2.0 MiB/4.0 MiB 50%" +
+		"\r\x1b[K  download mongod.tgz 4.0 MiB in 1.5s\n" + step +
+		step + "  download redis.tgz 0.0 MiB" +
+		"\r\x1b[K  download redis.tgz failed after 0.0 MiB and 1.5s\n" + step +
+		"\r\x1b[K✓ natives        1.5s\n"
+	if got := screenless(out); got != want {
+		t.Errorf("terminal got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// screenless drops colour codes (the renderer colours by default).
+func screenless(s string) string {
+	for _, c := range []string{"\x1b[2m", "\x1b[0m", "\x1b[31m", "\x1b[32m"} {
+		s = strings.ReplaceAll(s, c, "")
+	}
+	return s
+}
+
+// TestProgressBar: off a terminal, transfers are log records at each tenth
+// (or every 32 MiB of an unknown size) and when they end, never redrawn.
+func TestProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	report := progress.Transfer(progress.Logger(&buf, false), "download")
+	c := progress.NewCounter(report, "x.tgz", 100)
+	for i := 0; i < 10; i++ {
+		c.Write(make([]byte, 10))
+	}
+	c.Done()
+	u := progress.NewCounter(report, "y.tgz", -1)
+	u.Write(make([]byte, 10))
+	u.Fail()
+	out := buf.String()
+	for _, w := range []string{
+		"msg=download item=x.tgz bytes=0 total=100 percent=0\n",
+		"msg=download item=x.tgz bytes=50 total=100 percent=50\n",
+		"msg=download item=x.tgz bytes=90 total=100 percent=90\n",
+		"msg=\"download done\" item=x.tgz bytes=100 took=",
+		"msg=download item=y.tgz bytes=0\n",
+		"level=WARN msg=\"download failed\" item=y.tgz bytes=10 took=",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q:\n%s", w, out)
+		}
+	}
+	if n := strings.Count(out, "item=x.tgz"); n != 11 {
+		t.Errorf("%d records for x.tgz, want 10 tenths + done:\n%s", n, out)
+	}
+	if strings.Contains(out, "\r") {
+		t.Error("carriage return in a log")
+	}
+	if progress.Transfer(nil, "download") != nil {
+		t.Error("Transfer(nil) reports somewhere")
 	}
 }
