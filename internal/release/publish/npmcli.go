@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"os"
 	"os/exec"
 	"strings"
@@ -50,6 +51,9 @@ type NPMCLI struct {
 	Timeout time.Duration
 	// Redact removes secrets from npm's output before it reaches an error.
 	Redact func(string) string
+	// Progress, when set, is told how far each tarball's upload has got
+	// (see watchUpload).
+	Progress progress.Func
 }
 
 func (n *NPMCLI) common(a UploadArgs) []string {
@@ -76,20 +80,26 @@ func (n *NPMCLI) Publish(ctx context.Context, tarball string, a UploadArgs) erro
 	if a.Provenance {
 		args = append(args, "--provenance")
 	}
-	return n.run(ctx, append(args, n.common(a)...))
+	var watch func(pid int) func(error)
+	if n.Progress != nil {
+		watch = watchUpload(n.Progress, tarball)
+	}
+	return n.run(ctx, append(args, n.common(a)...), watch)
 }
 
 // SetTag implements Uploader: npm dist-tag add name@version tag.
 func (n *NPMCLI) SetTag(ctx context.Context, name, version, tag string, a UploadArgs) error {
-	return n.run(ctx, append([]string{"dist-tag", "add", name + "@" + version, tag}, n.common(a)...))
+	return n.run(ctx, append([]string{"dist-tag", "add", name + "@" + version, tag}, n.common(a)...), nil)
 }
 
 // RemoveTag implements Uploader: npm dist-tag rm name tag.
 func (n *NPMCLI) RemoveTag(ctx context.Context, name, tag string, a UploadArgs) error {
-	return n.run(ctx, append([]string{"dist-tag", "rm", name, tag}, n.common(a)...))
+	return n.run(ctx, append([]string{"dist-tag", "rm", name, tag}, n.common(a)...), nil)
 }
 
-func (n *NPMCLI) run(ctx context.Context, args []string) error {
+// run runs npm with args; watch, when set, is called with npm's pid once it
+// has started and returns what to call with npm's result.
+func (n *NPMCLI) run(ctx context.Context, args []string, watch func(pid int) func(error)) error {
 	bin := n.Bin
 	if bin == "" {
 		bin = "npm"
@@ -113,7 +123,15 @@ func (n *NPMCLI) run(ctx context.Context, args []string) error {
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		ended := func(error) {}
+		if watch != nil {
+			ended = watch(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
+		ended(err)
+	}
 	if err == nil {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/second-inc/second-release/internal/release/progress"
 	"io"
 	"log/slog"
 	"os"
@@ -66,6 +67,9 @@ type Options struct {
 	Prompt func(ctx context.Context, question string) (string, error)
 	// Log receives progress; nil discards.
 	Log *slog.Logger
+	// Progress is told how far each upload has got; nil: reported through
+	// Log (progress.Transfer).
+	Progress progress.Func
 	// VisibleTimeout bounds the wait for published payloads to show up, default 2m.
 	VisibleTimeout time.Duration
 	// StagingTag defaults to DefaultStagingTag.
@@ -272,7 +276,11 @@ func (r *run) resolveRegistry() error {
 	}
 	r.up = r.opts.Uploader
 	if r.up == nil {
-		r.up = &NPMCLI{Bin: r.opts.NPMBin, Env: env, Dir: r.opts.ProjectDir, Redact: conf.Redact}
+		report := r.opts.Progress
+		if report == nil {
+			report = progress.Transfer(r.log, "upload")
+		}
+		r.up = &NPMCLI{Bin: r.opts.NPMBin, Env: env, Dir: r.opts.ProjectDir, Redact: conf.Redact, Progress: report}
 	}
 	return nil
 }

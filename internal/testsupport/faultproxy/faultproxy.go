@@ -1,8 +1,8 @@
 // Package faultproxy is a loopback HTTP reverse proxy for tests that breaks
 // chosen requests on the way to a real server: it resets the connection
 // part-way through an upload, answers with an error status, forwards and then
-// stalls the answer past the client's timeout, or calls a hook (to kill the
-// client, say) before dropping the request.
+// stalls the answer past the client's timeout, calls a hook (to kill the
+// client, say) before dropping the request, or forwards an upload slowly.
 package faultproxy
 
 import (
@@ -31,6 +31,9 @@ const (
 	Stall
 	// Hook calls Rule.Hook, then resets the connection without forwarding.
 	Hook
+	// Throttle forwards the request, reading its body at Rule.Rate bytes a
+	// second, so the client's upload takes a while.
+	Throttle
 )
 
 // Rule matches requests by method, path substring and path suffix (all optional).
@@ -45,6 +48,7 @@ type Rule struct {
 	// reads before the reset; 0, or a body of unknown length: 4 KiB.
 	ResetAt float64
 	Hook    func(*http.Request)
+	Rate    int64 // bytes per second, for Throttle
 	// Times limits how often the rule fires; 0 means every time.
 	Times int
 
@@ -185,6 +189,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			rule.Hook(r)
 		}
 		reset(w)
+	case Throttle:
+		r.Body = &slowReader{r: r.Body, rate: rule.Rate, start: time.Now()}
+		p.rp.ServeHTTP(w, r)
 	case Stall:
 		rec := &recorder{header: http.Header{}, status: http.StatusOK}
 		p.rp.ServeHTTP(rec, r)
@@ -226,3 +233,23 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) WriteHeader(code int)        { r.status = code }
 func (r *recorder) Write(b []byte) (int, error) { r.body = append(r.body, b...); return len(b), nil }
+
+// slowReader hands out its reader's bytes no faster than rate a second.
+type slowReader struct {
+	r     io.ReadCloser
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (s *slowReader) Read(b []byte) (int, error) {
+	// At most a tenth of a second's worth per read, released on schedule.
+	b = b[:min(int64(len(b)), max(s.rate/10, 1))]
+	due := s.start.Add(time.Duration(float64(s.n) / float64(s.rate) * float64(time.Second)))
+	time.Sleep(time.Until(due))
+	n, err := s.r.Read(b)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *slowReader) Close() error { return s.r.Close() }

@@ -82,3 +82,33 @@ func TestRules(t *testing.T) {
 		t.Errorf("hits %d, want 4: %v", got, p.Hits())
 	}
 }
+
+// TestThrottle: a throttled upload arrives whole, and no faster than the rate.
+func TestThrottle(t *testing.T) {
+	var got atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got.Store(n)
+	}))
+	defer backend.Close()
+	p, err := faultproxy.Start(backend.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Add(faultproxy.Rule{Method: "PUT", Action: faultproxy.Throttle, Rate: 1 << 20})
+	const size = 512 << 10
+	req, _ := http.NewRequest("PUT", p.URL+"x", strings.NewReader(strings.Repeat("x", size)))
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if took := time.Since(start); took < 400*time.Millisecond {
+		t.Errorf("512 KiB at 1 MiB/s took %s, want about 0.5 s", took)
+	}
+	if got.Load() != size {
+		t.Errorf("backend got %d bytes, want %d", got.Load(), size)
+	}
+}
