@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/second-inc/second-release/internal/release/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
+	"github.com/second-inc/second-release/internal/testsupport/nativesmirror"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -43,6 +45,14 @@ var variable = []struct {
 	{regexp.MustCompile(`source_date_epoch=\d+`), "source_date_epoch=<epoch>"},
 	{regexp.MustCompile(`\b(size|bytes)=\d+`), "$1=<n>"},
 	{regexp.MustCompile(`second-workerbuild-\d+`), "second-workerbuild-<n>"},
+	{regexp.MustCompile(`\d+\.\d MiB`), "<n> MiB"},
+	// The stand-in natives take their versions and bytes from this machine.
+	{regexp.MustCompile(`sha256([:/])[0-9a-f]{64}`), "sha256$1<digest>"},
+	{regexp.MustCompile(`(name=\w+ version=)\d+\.\d+\.\d+`), "${1}<v>"},
+	{regexp.MustCompile(`-\d+\.\d+\.\d+(\.tgz| bottle)`), "-<v>$1"},
+	{regexp.MustCompile(`new=/\S*/ld-linux\S*`), "new=<system loader>"},
+	{regexp.MustCompile(`linux-(x64|arm64)`), "linux-<arch>"},
+	{regexp.MustCompile(`linux-(x86_64|aarch64)`), "linux-<arch>"},
 	{regexp.MustCompile(`\b(\d+(\.\d+)?(ms|s)|\d+m\d+(\.\d+)?s)\b`), "<t>"},
 	{regexp.MustCompile(` {2,}<t>`), " <t>"},
 }
@@ -52,6 +62,7 @@ var variable = []struct {
 // placeholders.
 func normalize(s, tmp string) string {
 	s = strings.ReplaceAll(s, tmp, "$TMP")
+	s = strings.ReplaceAll(s, filepath.Dir(tmp), "$TESTDIR") // the mirror's temp dirs beside it
 	for _, v := range variable {
 		s = v.re.ReplaceAllString(s, v.with)
 	}
@@ -59,20 +70,30 @@ func normalize(s, tmp string) string {
 }
 
 // TestBuildTerminalRecording runs `release build` at a pseudo-terminal on
-// the example app and compares the screen with
-// testdata/build-terminal.golden (durations and temp paths normalized): one
-// line per step with its duration, and no logfmt.
+// the example app, with natives downloaded from a stand-in mirror, and
+// compares the screen with testdata/build-terminal.golden (durations, sizes
+// and temp paths normalized): one line per step with its duration, one line
+// per download with its size and time, and no logfmt.
 func TestBuildTerminalRecording(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example app (Next.js, npm ci, GoReleaser); not in -short")
 	}
 	testsupport.Tool(t, "npm")
 	testsupport.Tool(t, "goreleaser")
+	host, err := platform.Host()
+	if err != nil || host.GOOS != "linux" {
+		t.Skip("needs a linux-x64 or linux-arm64 host (the recording builds the host's payload with stand-in Linux natives)")
+	}
 	tmp := t.TempDir()
 	repo := filepath.Join(tmp, "repo")
 	if out, err := exec.Command("git", "clone", "-q", testsupport.RepoRoot(t), repo).CombinedOutput(); err != nil {
 		t.Fatalf("git clone: %v\n%s", err, out)
 	}
+	// Natives from a stand-in mirror through an empty cache, so the
+	// recording shows downloads.
+	mirror := nativesmirror.Synthesize(t)
+	t.Setenv("SECOND_RELEASE_MIRROR", mirror.Mirror)
+	t.Setenv("SECOND_RELEASE_CACHE", filepath.Join(tmp, "cache"))
 	t.Setenv("NO_COLOR", "1") // colours are the progress package's tests' business
 	ptmx, tty := testsupport.OpenPTY(t)
 	rec := make(chan []byte)
@@ -83,8 +104,8 @@ func TestBuildTerminalRecording(t *testing.T) {
 	root.SetOut(&stdout)
 	root.SetErr(tty)
 	root.SetArgs([]string{"--config", filepath.Join(repo, "release.yaml"), "build", "--snapshot",
-		"--skip-natives", "--platform", "linux-x64", "--out", filepath.Join(tmp, "dist")})
-	err := root.Execute()
+		"--natives-locks", mirror.LocksDir, "--platform", host.ID, "--out", filepath.Join(tmp, "dist")})
+	err = root.Execute()
 	tty.Close()
 	var raw []byte
 	select {
