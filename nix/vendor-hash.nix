@@ -1,3 +1,3 @@
 # NAR hash of `go mod vendor` output for buildGoModule. scripts/ci-checks
 # recomputes it (`nix hash path` of a fresh `go mod vendor`) and fails when stale.
-"sha256-LLSTayEt8w/LZmwNTRlKz0UdeEKqTYwGhHm7ow3oVZ8="
+"sha256-JKEHVIP8yBWKkvxt/SSCamg66LSuh7TUVpkJe7+d2Ow="
