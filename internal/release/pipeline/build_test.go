@@ -14,8 +14,10 @@ import (
 
 	"github.com/second-inc/second-release/internal/release/artifact"
 	"github.com/second-inc/second-release/internal/release/config"
+	"github.com/second-inc/second-release/internal/release/natives"
 	"github.com/second-inc/second-release/internal/release/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
+	"github.com/second-inc/second-release/internal/testsupport/nativesmirror"
 )
 
 // clone makes a fresh clone of root's HEAD, the way CI and a release
@@ -31,22 +33,78 @@ func clone(t *testing.T, root, dir string) string {
 
 func buildClone(t *testing.T, repo string, platforms []string) *Context {
 	t.Helper()
+	return buildCloneWith(t, repo, Options{Platforms: platforms, SkipNatives: true}) // the pinned mongod/redis archives are out of reach here
+}
+
+// buildCloneWith builds a snapshot of repo with o's platforms and natives
+// settings.
+func buildCloneWith(t *testing.T, repo string, o Options) *Context {
+	t.Helper()
 	cfg, err := config.Load(filepath.Join(repo, config.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	c, err := Build(context.Background(), Options{
-		Config:      cfg,
-		Snapshot:    true,
-		Platforms:   platforms,
-		SkipNatives: true, // the pinned mongod/redis archives are out of reach here
-		Log:         slog.New(slog.NewTextHandler(&log, nil)),
-	})
+	o.Config, o.Snapshot = cfg, true
+	o.Log = slog.New(slog.NewTextHandler(&log, nil))
+	c, err := Build(context.Background(), o)
 	if err != nil {
 		t.Fatalf("build in %s: %v\nlog:\n%s", repo, err, log.String())
 	}
 	return c
+}
+
+// hostNatives sets the build up to take the host platform's natives from a
+// stand-in mirror (the others stay without): the natives' download,
+// unpacking and ELF rewrites are then part of what must reproduce. It
+// returns the mirror for SECOND_RELEASE_MIRROR. When the mirror cannot be
+// made here (no mongod, no stand-in redis-server) the subtest says why and
+// every platform builds without natives.
+func hostNatives(t *testing.T, host platform.Platform) (Options, string) {
+	o, url := Options{SkipNatives: true}, ""
+	t.Run("stand-in natives mirror for the host", func(st *testing.T) {
+		// A skip here skips this subtest only; the mirror's files live as
+		// long as the parent test.
+		mirror := nativesmirror.Synthesize(parentDirs{st, t})
+		var others []string
+		for _, p := range platform.All {
+			if p.ID != host.ID {
+				others = append(others, p.ID)
+			}
+		}
+		o, url = Options{SkipNativesFor: others, NativesLocks: mirror.LocksDir}, mirror.Mirror
+	})
+	return o, url
+}
+
+// parentDirs is a subtest whose temporary directories belong to its parent.
+type parentDirs struct {
+	testing.TB
+	parent testing.TB
+}
+
+func (p parentDirs) TempDir() string { return p.parent.TempDir() }
+
+// dropCachedNatives removes the host lock's archives from the release
+// cache, so the next build downloads them again.
+func dropCachedNatives(t *testing.T, o Options, host platform.Platform) {
+	t.Helper()
+	if o.NativesLocks == "" {
+		return
+	}
+	lock, err := natives.ReadLock(filepath.Join(o.NativesLocks, host.ID, natives.LockFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := natives.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range lock.Natives {
+		if err := os.Remove(natives.CachePath(cache, n.SHA256)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 }
 
 // One test binary run builds twice (all four platforms) and checks both
@@ -60,11 +118,18 @@ func TestBuildReproducibleAndRuns(t *testing.T) {
 	if err != nil {
 		t.Skipf("host %s/%s is not a payload platform", runtime.GOOS, runtime.GOARCH)
 	}
+	withNatives, mirror := hostNatives(t, host)
+	if mirror != "" {
+		t.Setenv("SECOND_RELEASE_MIRROR", mirror)
+	}
 	repoA := clone(t, testsupport.RepoRoot(t), t.TempDir())
 	repoB := clone(t, repoA, t.TempDir()) // the same commit, whatever lands meanwhile
-	a := buildClone(t, repoA, nil)
+	a := buildCloneWith(t, repoA, withNatives)
 	time.Sleep(1100 * time.Millisecond) // a different wall-clock second for the second build
-	b := buildClone(t, repoB, nil)
+	// The second build downloads its natives again rather than reusing the
+	// first's cached archives.
+	dropCachedNatives(t, withNatives, host)
+	b := buildCloneWith(t, repoB, withNatives)
 
 	t.Run("all four payloads and the launcher", func(t *testing.T) {
 		if got := len(a.Release.Filter(artifact.KindPayload)); got != len(platform.All) {
@@ -84,29 +149,58 @@ func TestBuildReproducibleAndRuns(t *testing.T) {
 		if a.Version.String() != b.Version.String() {
 			t.Fatalf("versions differ: %s vs %s", a.Version, b.Version)
 		}
-		want := map[string]string{}
-		for _, x := range a.Release.Artifacts {
-			if x.Kind == artifact.KindPayload || x.Kind == artifact.KindLauncher {
-				want[x.Path] = x.Integrity
-			}
+		compareArtifacts(t, a, b)
+	})
+
+	t.Run("host payload carries its natives", func(t *testing.T) {
+		if withNatives.NativesLocks == "" {
+			t.Skip("no stand-in mirror here (see the mirror subtest): every payload was built without natives")
 		}
-		for _, y := range b.Release.Artifacts {
-			if w, ok := want[y.Path]; ok && w != y.Integrity {
-				t.Errorf("%s: %s in one build, %s in the other", y.Path, w, y.Integrity)
-				if y.Platform != "" {
-					t.Logf("files that differ in %s: %v", y.Platform, differingFiles(t, a.Payloads[y.Platform].Dir, b.Payloads[y.Platform].Dir))
-				}
+		for _, c := range []*Context{a, b} {
+			if got := c.Runtimes[host.ID].Natives; len(got) != 3 {
+				t.Errorf("%s natives in the manifest: %v, want mongod, redis and openssl", host.ID, got)
 			}
-			delete(want, y.Path)
-		}
-		for p := range want {
-			t.Errorf("%s only in the first build", p)
 		}
 	})
 
 	t.Run("launcher runs second version", func(t *testing.T) {
 		runThroughLauncher(t, a, host)
 	})
+}
+
+// compareArtifacts checks both ways that a and b made the same payload and
+// launcher tarballs, byte for byte: every one of a's is in b with the same
+// integrity, and b has none that a lacks.
+func compareArtifacts(t *testing.T, a, b *Context) {
+	t.Helper()
+	tarballs := func(c *Context) map[string]artifact.Artifact {
+		m := map[string]artifact.Artifact{}
+		for _, x := range c.Release.Artifacts {
+			if x.Kind == artifact.KindPayload || x.Kind == artifact.KindLauncher {
+				m[x.Path] = x
+			}
+		}
+		return m
+	}
+	as, bs := tarballs(a), tarballs(b)
+	for p, x := range as {
+		y, ok := bs[p]
+		if !ok {
+			t.Errorf("%s only in the first build", p)
+			continue
+		}
+		if x.Integrity != y.Integrity {
+			t.Errorf("%s: %s in one build, %s in the other", p, x.Integrity, y.Integrity)
+			if y.Platform != "" {
+				t.Logf("files that differ in %s: %v", y.Platform, differingFiles(t, a.Payloads[y.Platform].Dir, b.Payloads[y.Platform].Dir))
+			}
+		}
+	}
+	for p := range bs {
+		if _, ok := as[p]; !ok {
+			t.Errorf("%s only in the second build", p)
+		}
+	}
 }
 
 func runThroughLauncher(t *testing.T, c *Context, host platform.Platform) {
