@@ -2,28 +2,21 @@ package testsupport
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// Homebrew's relocation placeholders as its Linux bottles carry them.
-const (
-	HomebrewPrefix = "@@HOMEBREW_PREFIX@@"
-	HomebrewInterp = HomebrewPrefix + "/lib/ld.so"
-	// HomebrewRunpath is the shape of a bottled binary's RUNPATH: the
-	// prefix's opt/ directories of its dependencies, then prefix/lib.
-	HomebrewRunpath = HomebrewPrefix + "/opt/openssl@3/lib:" + HomebrewPrefix + "/lib"
+	"github.com/second-inc/second-release/internal/release/natives/bottle"
 )
 
 // BottleELF copies the ELF file src to dst (mode 0755) and puts Homebrew's
-// placeholders in, as in a Linux bottle before `brew` pours it: the
-// interpreter becomes HomebrewInterp when src has one, and the RUNPATH
-// becomes runpath. It uses patchelf (installed by scripts/setup; skips
-// locally, fails in CI when missing). patchelf reads an argument starting
-// with '@' as a file name, so the placeholder strings go through files.
+// placeholders in (bottle.Placeholders), as in a Linux bottle before `brew`
+// pours it: the interpreter becomes bottle.Interpreter when src has one,
+// and the RUNPATH becomes runpath. It uses patchelf (installed by
+// scripts/setup; skips locally, fails in CI when missing).
 func BottleELF(t testing.TB, src, dst, runpath string) {
 	t.Helper()
 	patchelf := Tool(t, "patchelf")
@@ -37,24 +30,13 @@ func BottleELF(t testing.TB, src, dst, runpath string) {
 	if err := os.WriteFile(dst, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	arg := func(s string) string {
-		f := filepath.Join(t.TempDir(), "arg")
-		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return "@" + f
-	}
-	run := func(args ...string) string {
-		out, err := exec.Command(patchelf, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("patchelf %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	interp := ""
 	if _, err := exec.Command(patchelf, "--print-interpreter", dst).Output(); err == nil {
-		run("--set-interpreter", arg(HomebrewInterp), dst)
+		interp = bottle.Interpreter
 	}
-	run("--set-rpath", arg(runpath), dst)
+	if err := bottle.Placeholders(context.Background(), patchelf, t.TempDir(), dst, interp, runpath); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // SystemLibrary returns the path ld.so resolves soname to for bin, read

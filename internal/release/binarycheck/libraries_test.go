@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/second-inc/second-release/internal/release/elfpatch"
+	"github.com/second-inc/second-release/internal/release/natives/bottle"
 	"github.com/second-inc/second-release/internal/release/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
 	"github.com/second-inc/second-release/internal/testsupport/craft"
@@ -333,8 +334,8 @@ func TestCheckHomebrewBottleBeforeAndAfterRewrite(t *testing.T) {
 	}
 	server := filepath.Join(root, "dist/runtime/bin/redis-server")
 	tool := filepath.Join(root, "dist/tools/ls")
-	testsupport.BottleELF(t, "/bin/ls", server, testsupport.HomebrewRunpath)
-	testsupport.BottleELF(t, "/bin/ls", tool, testsupport.HomebrewRunpath)
+	testsupport.BottleELF(t, "/bin/ls", server, bottle.RedisRunpath)
+	testsupport.BottleELF(t, "/bin/ls", tool, bottle.RedisRunpath)
 
 	vs, err := Check(root, PayloadOptions(host, Floors{}, nil))
 	if err != nil {
@@ -342,9 +343,9 @@ func TestCheckHomebrewBottleBeforeAndAfterRewrite(t *testing.T) {
 	}
 	got := problems(vs)
 	for _, want := range []string{
-		"dist/runtime/bin/redis-server: ELF interpreter " + testsupport.HomebrewInterp + " is not the system loader " + StandardInterpreter(host.GOARCH),
-		"dist/tools/ls: ELF interpreter " + testsupport.HomebrewInterp + " is not the system loader",
-		"dist/tools/ls: library search path " + testsupport.HomebrewPrefix + "/lib points into the build host",
+		"dist/runtime/bin/redis-server: ELF interpreter " + bottle.Interpreter + " is not the system loader " + StandardInterpreter(host.GOARCH),
+		"dist/tools/ls: ELF interpreter " + bottle.Interpreter + " is not the system loader",
+		"dist/tools/ls: library search path " + bottle.Prefix + "/lib points into the build host",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/second-inc/second-release/internal/release/natives/bottle"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
 
@@ -26,7 +27,7 @@ func hostLoader(t *testing.T) string {
 func TestRewriteInterpreterAndRunpathThenRuns(t *testing.T) {
 	loader := hostLoader(t)
 	bin := filepath.Join(t.TempDir(), "ls")
-	testsupport.BottleELF(t, "/bin/ls", bin, testsupport.HomebrewRunpath)
+	testsupport.BottleELF(t, "/bin/ls", bin, bottle.RedisRunpath)
 	if err := exec.Command(bin, "--version").Run(); err == nil {
 		t.Fatal("the placeholder copy started; the fixture is not what a bottle looks like")
 	}
@@ -34,7 +35,7 @@ func TestRewriteInterpreterAndRunpathThenRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Interp != testsupport.HomebrewInterp || len(info.Runpath) != 1 || info.Runpath[0] != testsupport.HomebrewRunpath {
+	if info.Interp != bottle.Interpreter || len(info.Runpath) != 1 || info.Runpath[0] != bottle.RedisRunpath {
 		t.Fatalf("fixture: %+v", info)
 	}
 	changes, err := Rewrite(bin, func(field, old string) (string, bool) {
@@ -46,7 +47,7 @@ func TestRewriteInterpreterAndRunpathThenRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Change{{FieldInterp, testsupport.HomebrewInterp, loader}, {FieldRunpath, testsupport.HomebrewRunpath, "$ORIGIN/../lib"}}
+	want := []Change{{FieldInterp, bottle.Interpreter, loader}, {FieldRunpath, bottle.RedisRunpath, "$ORIGIN/../lib"}}
 	if len(changes) != 2 || changes[0] != want[0] || changes[1] != want[1] {
 		t.Fatalf("changes: %+v", changes)
 	}
@@ -79,7 +80,7 @@ func TestRefusesWhatDoesNotFit(t *testing.T) {
 	before, _ := os.ReadFile(bin)
 	long := strings.Repeat("/x", 40)
 	for _, tc := range []struct{ field, want string }{
-		{FieldInterp, `new PT_INTERP "` + long + `" (80 bytes and a NUL) does not fit in place of "` + testsupport.HomebrewInterp + `" (30 bytes)`},
+		{FieldInterp, `new PT_INTERP "` + long + `" (80 bytes and a NUL) does not fit in place of "` + bottle.Interpreter + `" (30 bytes)`},
 		{FieldRunpath, `new DT_RUNPATH "` + long + `" (80 bytes) does not fit in place of "/short" (6 bytes)`},
 	} {
 		_, err := Rewrite(bin, func(field, old string) (string, bool) {

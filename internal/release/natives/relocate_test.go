@@ -15,6 +15,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/manifest"
 	"github.com/second-inc/second-release/internal/release/binarycheck"
+	"github.com/second-inc/second-release/internal/release/natives/bottle"
 	"github.com/second-inc/second-release/internal/release/platform"
 	"github.com/second-inc/second-release/internal/testsupport"
 )
@@ -33,9 +34,9 @@ func TestLinuxBottlesRelocated(t *testing.T) {
 	libcrypto := testsupport.SystemLibrary(t, redisBin, "libcrypto.so.3")
 
 	stage := t.TempDir()
-	testsupport.BottleELF(t, redisBin, filepath.Join(stage, "redis-server"), testsupport.HomebrewRunpath)
-	testsupport.BottleELF(t, libssl, filepath.Join(stage, "libssl.so.3"), testsupport.HomebrewPrefix+"/lib")
-	testsupport.BottleELF(t, libcrypto, filepath.Join(stage, "libcrypto.so.3"), testsupport.HomebrewPrefix+"/lib")
+	testsupport.BottleELF(t, redisBin, filepath.Join(stage, "redis-server"), bottle.RedisRunpath)
+	testsupport.BottleELF(t, libssl, filepath.Join(stage, "libssl.so.3"), bottle.Prefix+"/lib")
+	testsupport.BottleELF(t, libcrypto, filepath.Join(stage, "libcrypto.so.3"), bottle.Prefix+"/lib")
 	if out, err := exec.Command(filepath.Join(stage, "redis-server"), "--version").CombinedOutput(); err == nil {
 		t.Fatalf("the bottled redis-server started before relocation:\n%s", out)
 	}
@@ -88,12 +89,12 @@ func TestLinuxBottlesRelocated(t *testing.T) {
 
 	loader := binarycheck.StandardInterpreter(host.GOARCH)
 	wantRedis := []manifest.Rewrite{
-		{File: "dist/runtime/bin/redis-server", Field: "PT_INTERP", Old: testsupport.HomebrewInterp, New: loader},
-		{File: "dist/runtime/bin/redis-server", Field: "DT_RUNPATH", Old: testsupport.HomebrewRunpath, New: "$ORIGIN/../lib"},
+		{File: "dist/runtime/bin/redis-server", Field: "PT_INTERP", Old: bottle.Interpreter, New: loader},
+		{File: "dist/runtime/bin/redis-server", Field: "DT_RUNPATH", Old: bottle.RedisRunpath, New: "$ORIGIN/../lib"},
 	}
 	wantSSL := []manifest.Rewrite{
-		{File: "dist/runtime/lib/libcrypto.so.3", Field: "DT_RUNPATH", Old: testsupport.HomebrewPrefix + "/lib", New: "$ORIGIN"},
-		{File: "dist/runtime/lib/libssl.so.3", Field: "DT_RUNPATH", Old: testsupport.HomebrewPrefix + "/lib", New: "$ORIGIN"},
+		{File: "dist/runtime/lib/libcrypto.so.3", Field: "DT_RUNPATH", Old: bottle.Prefix + "/lib", New: "$ORIGIN"},
+		{File: "dist/runtime/lib/libssl.so.3", Field: "DT_RUNPATH", Old: bottle.Prefix + "/lib", New: "$ORIGIN"},
 	}
 	if !slices.Equal(got["redis"].Rewrites, wantRedis) || !slices.Equal(got["openssl"].Rewrites, wantSSL) || len(got["mongod"].Rewrites) != 0 {
 		t.Fatalf("manifest rewrites:\nredis   %+v\nopenssl %+v\nmongod  %+v", got["redis"].Rewrites, got["openssl"].Rewrites, got["mongod"].Rewrites)
@@ -196,7 +197,7 @@ func TestRelocatePouredKeg(t *testing.T) {
 	rt := t.TempDir()
 	bin := filepath.Join(rt, "bin", "redis-server")
 	const poured = "/home/linuxbrew/.linuxbrew"
-	testsupport.BottleELF(t, "/bin/ls", bin, strings.ReplaceAll(testsupport.HomebrewRunpath, testsupport.HomebrewPrefix, poured))
+	testsupport.BottleELF(t, "/bin/ls", bin, strings.ReplaceAll(bottle.RedisRunpath, bottle.Prefix, poured))
 	if out, err := exec.Command(patchelf, "--set-interpreter", poured+"/lib/ld.so", bin).CombinedOutput(); err != nil {
 		t.Fatalf("patchelf: %v\n%s", err, out)
 	}

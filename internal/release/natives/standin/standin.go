@@ -28,17 +28,9 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/second-inc/second-release/internal/release/natives"
+	"github.com/second-inc/second-release/internal/release/natives/bottle"
 	"github.com/second-inc/second-release/internal/release/pack"
 	"github.com/second-inc/second-release/internal/release/platform"
-)
-
-// Homebrew's relocation placeholders as its Linux bottles carry them: the
-// interpreter is Homebrew's own ld.so, and RUNPATHs point into the prefix
-// (redis: openssl@3's opt dir first). `brew` rewrites them when pouring.
-const (
-	PlaceholderInterpreter  = "@@HOMEBREW_PREFIX@@/lib/ld.so"
-	PlaceholderRedisRunpath = "@@HOMEBREW_PREFIX@@/opt/openssl@3/lib:@@HOMEBREW_PREFIX@@/lib"
-	PlaceholderLibRunpath   = "@@HOMEBREW_PREFIX@@/lib"
 )
 
 // LocksDir is where Synthesize writes the locks, under its Dir.
@@ -247,14 +239,14 @@ func archiveSpecs(o Options, v versions, mongoStem string) []archiveSpec {
 		{
 			name: "redis", version: redisV, source: "oci://standin.invalid/homebrew/core/redis",
 			files: []member{{from: o.RedisServer, rel: "redis/" + redisV + "/bin/redis-server", dest: "bin/redis-server",
-				interp: PlaceholderInterpreter, runpath: PlaceholderRedisRunpath}},
+				interp: bottle.Interpreter, runpath: bottle.RedisRunpath}},
 			extra: map[string]string{"redis/" + redisV + "/INSTALL_RECEIPT.json": `{"stand_in":true,"source_modified_time":0}` + "\n"},
 		},
 		{
 			name: "openssl", version: sslV, source: "oci://standin.invalid/homebrew/core/openssl/3",
 			files: []member{
-				{from: filepath.Join(sslDir, "libcrypto.so.3"), rel: "openssl@3/" + sslV + "/lib/libcrypto.so.3", dest: "lib/libcrypto.so.3", runpath: PlaceholderLibRunpath},
-				{from: filepath.Join(sslDir, "libssl.so.3"), rel: "openssl@3/" + sslV + "/lib/libssl.so.3", dest: "lib/libssl.so.3", runpath: PlaceholderLibRunpath},
+				{from: filepath.Join(sslDir, "libcrypto.so.3"), rel: "openssl@3/" + sslV + "/lib/libcrypto.so.3", dest: "lib/libcrypto.so.3", runpath: bottle.LibRunpath},
+				{from: filepath.Join(sslDir, "libssl.so.3"), rel: "openssl@3/" + sslV + "/lib/libssl.so.3", dest: "lib/libssl.so.3", runpath: bottle.LibRunpath},
 			},
 			extra: map[string]string{"openssl@3/" + sslV + "/INSTALL_RECEIPT.json": `{"stand_in":true,"source_modified_time":0}` + "\n"},
 		},
@@ -273,8 +265,8 @@ func buildArchive(ctx context.Context, o Options, a archiveSpec, work, patchelf 
 		if err := copyFile(f.from, dst, 0o755); err != nil {
 			return natives.Native{}, "", fmt.Errorf("stand-in natives: %w", err)
 		}
-		if err := placeholders(ctx, patchelf, work, dst, f.interp, f.runpath); err != nil {
-			return natives.Native{}, "", err
+		if err := bottle.Placeholders(ctx, patchelf, work, dst, f.interp, f.runpath); err != nil {
+			return natives.Native{}, "", fmt.Errorf("stand-in natives: %w", err)
 		}
 		if v, err := newestGLIBC(dst); err != nil {
 			return natives.Native{}, "", fmt.Errorf("stand-in natives: read %s: %w", f.from, err)
@@ -361,36 +353,6 @@ func findOpenSSL(dir, goarch string) (string, error) {
 func isFile(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
-}
-
-// placeholders writes Homebrew's placeholder interpreter and RUNPATH into
-// file. patchelf reads an argument starting with @ as a file name, so the
-// @@…@@ strings go through files.
-func placeholders(ctx context.Context, patchelf, work, file, interp, runpath string) error {
-	var args []string
-	for _, x := range []struct{ flag, val string }{{"--set-interpreter", interp}, {"--set-rpath", runpath}} {
-		if x.val == "" {
-			continue
-		}
-		f, err := os.CreateTemp(work, "patchelf-arg-")
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteString(x.val); err != nil {
-			f.Close()
-			return err
-		}
-		f.Close()
-		args = append(args, x.flag, "@"+f.Name())
-	}
-	if len(args) == 0 {
-		return nil
-	}
-	out, err := exec.CommandContext(ctx, patchelf, append(args, file)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("stand-in natives: patchelf %s: %v\n%s", filepath.Base(file), err, out)
-	}
-	return nil
 }
 
 // newestGLIBC is the newest GLIBC_x.y symbol version file needs ("" for none).

@@ -11,7 +11,7 @@ import (
 
 	"github.com/second-inc/second-release/internal/release/extract"
 	"github.com/second-inc/second-release/internal/release/natives"
-	"github.com/second-inc/second-release/internal/release/natives/standin"
+	"github.com/second-inc/second-release/internal/release/natives/bottle"
 	"github.com/second-inc/second-release/internal/testsupport/nativesmirror"
 )
 
@@ -81,15 +81,15 @@ func TestSynthesizeShapesLikeUpstream(t *testing.T) {
 			f.Close()
 			switch to {
 			case "bin/redis-server":
-				if got != standin.PlaceholderInterpreter {
-					t.Errorf("redis-server interpreter %q, want Homebrew's %q", got, standin.PlaceholderInterpreter)
+				if got != bottle.Interpreter {
+					t.Errorf("redis-server interpreter %q, want Homebrew's %q", got, bottle.Interpreter)
 				}
-				if strings.Join(runpath, ":") != standin.PlaceholderRedisRunpath {
-					t.Errorf("redis-server RUNPATH %q, want %q", runpath, standin.PlaceholderRedisRunpath)
+				if strings.Join(runpath, ":") != bottle.RedisRunpath {
+					t.Errorf("redis-server RUNPATH %q, want %q", runpath, bottle.RedisRunpath)
 				}
 			case "lib/libssl.so.3", "lib/libcrypto.so.3":
-				if strings.Join(runpath, ":") != standin.PlaceholderLibRunpath {
-					t.Errorf("%s RUNPATH %q, want %q", to, runpath, standin.PlaceholderLibRunpath)
+				if strings.Join(runpath, ":") != bottle.LibRunpath {
+					t.Errorf("%s RUNPATH %q, want %q", to, runpath, bottle.LibRunpath)
 				}
 			}
 		}
