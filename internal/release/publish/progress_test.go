@@ -11,6 +11,8 @@ import (
 
 	"github.com/second-inc/second-release/internal/release/publish"
 	"github.com/second-inc/second-release/internal/testsupport/faultproxy"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 type report struct{ done, total int64 }
@@ -21,7 +23,10 @@ type report struct{ done, total int64 }
 // base64-encoded, as npm sends it), in order, while it is under way.
 func TestUploadProgress(t *testing.T) {
 	if runtime.GOOS != "linux" {
-		t.Skip("upload byte counts come from /proc/<pid>/io (Linux); elsewhere only start and end are reported")
+		t.Skip("upload byte counts come from Linux's socket diagnostics; elsewhere only start and end are reported")
+	}
+	if _, err := netlink.SocketDiagTCPInfo(unix.AF_INET); err != nil {
+		t.Skipf("needs the kernel's TCP socket diagnostics (NETLINK_INET_DIAG, as `ss -ti` uses): %v", err)
 	}
 	srv, token := registry(t)
 	proxy, err := faultproxy.Start(srv.URL)
