@@ -31,21 +31,18 @@ func newDevCmd(g *globals) *cobra.Command {
 }
 
 // devOptions is what every dev subcommand resolves the stack with.
-func devOptions(cmd *cobra.Command, g *globals, f *devFlags) (devstack.Options, error) {
+// devStack resolves the worktree's dev stack from the flags.
+func devStack(cmd *cobra.Command, g *globals, f *devFlags) (*devstack.Stack, error) {
 	l, err := g.layout()
 	if err != nil {
-		return devstack.Options{}, err
+		return nil, err
 	}
-	return devstack.Options{Repo: f.repo, Home: l, Out: cmd.OutOrStdout(), DisableTelemetry: f.disableTelemetry,
-		Color: isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == ""}, nil
+	return devstack.Resolve(devstack.Options{Repo: f.repo, Home: l, Out: cmd.OutOrStdout(), DisableTelemetry: f.disableTelemetry,
+		Color: isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == ""})
 }
 
 func runDev(cmd *cobra.Command, g *globals, f *devFlags) error {
-	o, err := devOptions(cmd, g, f)
-	if err != nil {
-		return err
-	}
-	s, err := devstack.Resolve(o)
+	s, err := devStack(cmd, g, f)
 	if err != nil {
 		return err
 	}
@@ -80,11 +77,7 @@ func newDevDownCmd(g *globals, f *devFlags) *cobra.Command {
 		Short: "Stop this worktree's dev stack, kept infrastructure included; --volumes also deletes its .second-dev/ (asks first)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := devOptions(cmd, g, f)
-			if err != nil {
-				return err
-			}
-			s, err := devstack.Resolve(o)
+			s, err := devStack(cmd, g, f)
 			if err != nil {
 				return err
 			}
@@ -113,11 +106,7 @@ func newDevInfraCmd(g *globals, f *devFlags) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := devOptions(cmd, g, f)
-			if err != nil {
-				return err
-			}
-			s, err := devstack.Resolve(o)
+			s, err := devStack(cmd, g, f)
 			if err != nil {
 				return err
 			}

@@ -102,21 +102,7 @@ func (c *devCheckout) dev(t *testing.T, wt string) (*running, time.Duration) {
 	began := time.Now()
 	cmd := exec.Command(builtSecond, "dev", "--home", c.home)
 	cmd.Dir, cmd.Env = wt, c.env
-	r := &running{cmd: cmd, out: &lockedBuf{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = r.out, r.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.err = cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.done:
-		case <-time.After(90 * time.Second):
-			_ = cmd.Process.Kill()
-			<-r.done
-		}
-	})
+	r := startRunning(t, cmd, 90*time.Second)
 	return r, time.Since(began)
 }
 

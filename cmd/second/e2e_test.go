@@ -185,6 +185,13 @@ func (p *payload) startNoWait(t *testing.T, env []string, args ...string) *runni
 	if cmd.Env == nil {
 		cmd.Env = p.env()
 	}
+	return startRunning(t, cmd, 60*time.Second)
+}
+
+// startRunning starts cmd with its output collected; at the end of the
+// test it gets SIGTERM, and SIGKILL after grace.
+func startRunning(t *testing.T, cmd *exec.Cmd, grace time.Duration) *running {
+	t.Helper()
 	r := &running{cmd: cmd, out: &lockedBuf{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	if err := cmd.Start(); err != nil {
@@ -195,7 +202,7 @@ func (p *payload) startNoWait(t *testing.T, env []string, args ...string) *runni
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-r.done:
-		case <-time.After(60 * time.Second):
+		case <-time.After(grace):
 			_ = cmd.Process.Kill()
 			<-r.done
 		}
