@@ -365,11 +365,16 @@ func errCode(err error) int32 {
 	return 0
 }
 
-// Ping reports whether mongod on port answers ping. As a readiness probe
-// prefer probe.TCP on Addr(port): a fresh driver client per check only
-// notices a just-opened port at its next heartbeat (up to ~500 ms later),
-// and Ensure pings anyway.
+// Ping reports whether mongod on port answers ping (the readiness probe).
 func Ping(ctx context.Context, port int) error {
+	// Until mongod listens, fail at once: a driver client whose first
+	// check is refused waits out its 500 ms minimum heartbeat before it
+	// tries again, and start-to-ready would feel every bit of it.
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", Addr(port))
+	if err != nil {
+		return fmt.Errorf("mongod on %s is not listening yet: %w", Addr(port), err)
+	}
+	conn.Close()
 	c, err := connect(port, nil)
 	if err != nil {
 		return err

@@ -263,3 +263,17 @@ func TestFatalLine(t *testing.T) {
 		})
 	}
 }
+
+// Before mongod listens, the readiness probe fails at the connect (and the
+// next probe tries again), not after a driver client has waited out its
+// 500 ms heartbeat or the probe's whole deadline: the error says which.
+// (The time it saves is BenchmarkStartToReady's business.)
+func TestPingFailsAtOnceWhenNothingListens(t *testing.T) {
+	port := testsupport.FreePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := Ping(ctx, port)
+	if err == nil || !strings.Contains(err.Error(), "not listening yet") || ctx.Err() != nil {
+		t.Fatalf("Ping of a closed port = %v (ctx: %v), want a not-listening error before the deadline", err, ctx.Err())
+	}
+}
