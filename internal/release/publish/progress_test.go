@@ -4,15 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/second-inc/second-release/internal/release/publish"
 	"github.com/second-inc/second-release/internal/testsupport/faultproxy"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 type report struct{ done, total int64 }
@@ -22,11 +19,8 @@ type report struct{ done, total int64 }
 // is reported from 0 through several steps to its whole size (the tarball
 // base64-encoded, as npm sends it), in order, while it is under way.
 func TestUploadProgress(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("upload byte counts come from Linux's socket diagnostics; elsewhere only start and end are reported")
-	}
-	if _, err := netlink.SocketDiagTCPInfo(unix.AF_INET); err != nil {
-		t.Skipf("needs the kernel's TCP socket diagnostics (NETLINK_INET_DIAG, as `ss -ti` uses): %v", err)
+	if err := socketDiag(); err != nil {
+		t.Skipf("needs the kernel's TCP socket diagnostics (Linux's NETLINK_INET_DIAG, as `ss -ti` uses; elsewhere only an upload's start and end are reported): %v", err)
 	}
 	srv, token := registry(t)
 	proxy, err := faultproxy.Start(srv.URL)
