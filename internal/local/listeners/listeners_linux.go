@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/second-inc/second-release/internal/local/procutil"
 )
 
 // ofPIDs maps each pid's socket inodes (/proc/<pid>/fd -> "socket:[N]") to
@@ -15,19 +17,8 @@ import (
 func ofPIDs(pids []int) ([]Listener, error) {
 	owner := map[string]int{} // inode -> pid
 	for _, pid := range pids {
-		dir := "/proc/" + strconv.Itoa(pid) + "/fd"
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			continue // gone, or not ours to read
-		}
-		for _, e := range ents {
-			target, err := os.Readlink(dir + "/" + e.Name())
-			if err != nil {
-				continue
-			}
-			if ino, ok := strings.CutPrefix(target, "socket:["); ok {
-				owner[strings.TrimSuffix(ino, "]")] = pid
-			}
+		for _, ino := range procutil.SocketInodes(pid) {
+			owner[ino] = pid
 		}
 	}
 	var out []Listener

@@ -104,3 +104,26 @@ func Stopped(pid int) bool {
 	s, _, ok := stat(pid)
 	return ok && (s == 'T' || s == 't')
 }
+
+// SocketInodes lists the inode numbers (decimal, as /proc/net/tcp and the
+// kernel's socket diagnostics name them) of pid's open sockets, read from
+// its /proc/<pid>/fd links ("socket:[N]"). A pid that is gone or not ours
+// to read has none.
+func SocketInodes(pid int) []string {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		target, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil {
+			continue
+		}
+		if ino, ok := strings.CutPrefix(target, "socket:["); ok {
+			out = append(out, strings.TrimSuffix(ino, "]"))
+		}
+	}
+	return out
+}

@@ -2,11 +2,9 @@ package publish
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 
+	"github.com/second-inc/second-release/internal/local/procutil"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -16,7 +14,12 @@ import (
 // diagnostics): what has really left npm for the registry, not what sits in
 // a send buffer.
 func sentBytes(pid int) (int64, bool) {
-	inodes := socketInodes(pid)
+	inodes := map[uint32]bool{}
+	for _, ino := range procutil.SocketInodes(pid) {
+		if n, err := strconv.ParseUint(ino, 10, 32); err == nil {
+			inodes[uint32(n)] = true
+		}
+	}
 	if len(inodes) == 0 {
 		return 0, false
 	}
@@ -36,25 +39,4 @@ func sentBytes(pid int) (int64, bool) {
 		}
 	}
 	return sum, found
-}
-
-// socketInodes are the inodes of pid's open sockets (/proc/<pid>/fd links
-// read "socket:[inode]").
-func socketInodes(pid int) map[uint32]bool {
-	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	out := map[uint32]bool{}
-	for _, e := range entries {
-		l, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err != nil || !strings.HasPrefix(l, "socket:[") {
-			continue
-		}
-		if n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]"), 10, 32); err == nil {
-			out[uint32(n)] = true
-		}
-	}
-	return out
 }
