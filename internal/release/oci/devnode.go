@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -212,12 +211,7 @@ func writeNodeTar(out string, names []string, files map[string]string) error {
 }
 
 func copyIntoTar(tw *tar.Writer, name, src string, epoch time.Time) error {
-	f, err := os.Open(src) // follows links: libc.so.6 may point at libc-2.36.so
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	st, err := os.Stat(src) // follows links: libc.so.6 may point at libc-2.36.so
 	if err != nil {
 		return err
 	}
@@ -225,9 +219,5 @@ func copyIntoTar(tw *tar.Writer, name, src string, epoch time.Time) error {
 	if st.Mode()&0o111 != 0 {
 		mode = 0o755
 	}
-	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: st.Size(), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
-		return err
-	}
-	_, err = io.Copy(tw, f)
-	return err
+	return copyFile(tw, &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, ModTime: epoch, Format: tar.FormatPAX}, src)
 }

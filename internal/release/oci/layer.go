@@ -216,6 +216,7 @@ func writeEntries(tw *tar.Writer, entries []entry, mtime time.Time) error {
 	return nil
 }
 
+// copyFile writes h, sized from src (links followed), and then src's bytes.
 func copyFile(tw *tar.Writer, h *tar.Header, src string) error {
 	f, err := os.Open(src)
 	if err != nil {
