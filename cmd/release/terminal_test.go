@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"flag"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -120,20 +119,5 @@ func TestBuildTerminalRecording(t *testing.T) {
 		t.Errorf("logfmt at a terminal:\n%s", raw)
 	}
 	got := normalize(screen(string(raw)), tmp)
-	path := filepath.Join("testdata", "build-terminal.golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("release build at a terminal differs from %s:\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	testsupport.Golden(t, filepath.Join("testdata", "build-terminal.golden"), got, *update)
 }

@@ -60,19 +60,7 @@ func capture(t *testing.T, fn func(tty *os.File)) string {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("terminal output differs from %s:\ngot:\n%q\nwant:\n%q", path, got, want)
-	}
+	testsupport.Golden(t, filepath.Join("testdata", name), got, *update)
 }
 
 // TestTerminalSteps: at a terminal each step ends as one line with its
