@@ -41,13 +41,13 @@ type transfer struct {
 
 func (t *transfer) String() string {
 	if t.total > 0 {
-		return fmt.Sprintf("%s %s %s/%s %d%%", t.verb, t.item, MiB(t.done), MiB(t.total), t.done*100/t.total)
+		return fmt.Sprintf("%s %s %s/%s %d%%", t.verb, t.item, mib(t.done), mib(t.total), t.done*100/t.total)
 	}
-	return fmt.Sprintf("%s %s %s", t.verb, t.item, MiB(t.done))
+	return fmt.Sprintf("%s %s %s", t.verb, t.item, mib(t.done))
 }
 
-// MiB renders a byte count for people: 12.3 MiB.
-func MiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+// mib renders a byte count for people: 12.3 MiB.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // redrawEvery limits how often a transfer redraws the status line.
 const redrawEvery = 100 * time.Millisecond
@@ -75,9 +75,9 @@ func (s *screen) transfer(verb, item string, done, total int64) {
 	}
 	s.transfers = slices.Delete(s.transfers, i, i+1)
 	took := Duration(s.o.Since(t.started))
-	line := fmt.Sprintf("  %s %s %s in %s", verb, item, MiB(total), took)
+	line := fmt.Sprintf("  %s %s %s in %s", verb, item, mib(total), took)
 	if done < 0 {
-		line = fmt.Sprintf("  %s %s %s after %s and %s", verb, item, s.o.color(red, "failed"), MiB(t.done), took)
+		line = fmt.Sprintf("  %s %s %s after %s and %s", verb, item, s.o.color(red, "failed"), mib(t.done), took)
 	}
 	fmt.Fprint(s.w, clearLine+line+"\n")
 	if st := s.status(); st != "" {
